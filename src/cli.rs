@@ -1,0 +1,240 @@
+//! The command line: `serve`, `tools`, `schemas`, `call` and `check-sql`.
+//!
+//! Errors end here: library errors get their context and become exit codes (0 success, 1 failure
+//! or refusal, 2 usage error). In `serve` mode nothing but protocol goes to stdout.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::prompts::PromptLibrary;
+use crate::server::{self, DataMcp};
+use crate::sql::guard::{self, Dialect};
+use crate::tools::Registry;
+
+/// datamcp: safe, fast, typed access to your data for LLM agents, over MCP.
+#[derive(Debug, Parser)]
+#[command(name = "datamcp", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve MCP over stdio (what agent hosts launch). Logs go to stderr.
+    Serve {
+        /// Config file (TOML); without one, the embedded demo warehouse is served.
+        #[arg(long, env = "DATAMCP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// List the served tools, one line each.
+    Tools {
+        /// Config file (TOML).
+        #[arg(long, env = "DATAMCP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Write each tool's schemas and annotations, and the config schema, as JSON files.
+    Schemas {
+        /// Folder to write into; without it, everything is printed as one JSON document.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Config file (TOML).
+        #[arg(long, env = "DATAMCP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run one tool without an MCP client and print the result as JSON.
+    Call {
+        /// Tool name, e.g. sql_query.
+        tool: String,
+        /// Arguments as a JSON object, e.g. '{"sql": "SELECT 1"}'.
+        #[arg(default_value = "{}")]
+        arguments: String,
+        /// Config file (TOML).
+        #[arg(long, env = "DATAMCP_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check SQL with the read-only guard the server uses: prints `allowed` or `refused: …`.
+    CheckSql {
+        /// SQL dialect.
+        #[arg(long, value_enum)]
+        dialect: Dialect,
+        /// The SQL; read from stdin when absent.
+        sql: Option<String>,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = !matches!(cli.command, Command::Serve { .. });
+    init_logging(quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("datamcp: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("datamcp: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(quiet: bool) {
+    let default = if quiet {
+        "warn"
+    } else {
+        // rmcp logs dropped unparsable input at debug level; show it so garbage is visible.
+        "info,rmcp=warn,rmcp::transport::async_rw=debug"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DATAMCP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => {
+            let server = build(config.as_deref())?;
+            tracing::info!(
+                tools = server.registry().list().len(),
+                "datamcp {} serving MCP on stdio",
+                env!("CARGO_PKG_VERSION")
+            );
+            server::stdio::serve(server).await.context("stdio transport failed")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tools { config } => {
+            let server = build(config.as_deref())?;
+            let mut out = String::new();
+            for entry in server.registry().list() {
+                let spec = entry.tool().spec();
+                let summary = spec.description.split(". ").next().unwrap_or_default();
+                out.push_str(&format!("{:<20} {}\n", spec.name, summary.trim_end_matches('.')));
+            }
+            print(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schemas { out, config } => {
+            let server = build(config.as_deref())?;
+            let documents = schema_documents(server.registry());
+            match out {
+                Some(dir) => write_schemas(&dir, &documents)?,
+                None => {
+                    let all: Map<String, Value> = documents.into_iter().collect();
+                    print(&format!("{}\n", serde_json::to_string_pretty(&all)?))?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call {
+            tool,
+            arguments,
+            config,
+        } => {
+            let server = build(config.as_deref())?;
+            let arguments: Value = serde_json::from_str(&arguments)
+                .context("the arguments are not valid JSON; pass a JSON object like '{\"sql\": \"SELECT 1\"}'")?;
+            let Value::Object(arguments) = arguments else {
+                anyhow::bail!("the arguments must be a JSON object, like '{{\"sql\": \"SELECT 1\"}}'");
+            };
+            let result = server
+                .registry()
+                .call(&tool, Some(arguments), &CancellationToken::new(), None)
+                .await?;
+            let failed = result.is_error();
+            let response = server::call_tool_result(result);
+            print(&format!("{}\n", serde_json::to_string_pretty(&response)?))?;
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        Command::CheckSql { dialect, sql } => {
+            let sql = match sql {
+                Some(sql) => sql,
+                None => {
+                    let mut sql = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut sql)
+                        .context("cannot read SQL from stdin")?;
+                    sql
+                }
+            };
+            match guard::check(&sql, dialect) {
+                Ok(_) => {
+                    print("allowed\n")?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(reason) => {
+                    print(&format!("refused: {reason}\n"))?;
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+    }
+}
+
+/// Loads the config and builds the server: registry and prompts. Every config problem
+/// surfaces here, before any client connects.
+pub fn build(config: Option<&Path>) -> Result<DataMcp> {
+    let config = Config::load(config)?;
+    let registry = crate::kinds::registry(&config).context("cannot build the tool registry")?;
+    let prompts = PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
+    Ok(DataMcp::new(Arc::new(registry), Arc::new(prompts)))
+}
+
+/// One JSON document per tool (what `tools/list` advertises) plus the config schema, by file name.
+pub fn schema_documents(registry: &Registry) -> Vec<(String, Value)> {
+    let mut documents: Vec<(String, Value)> = registry
+        .list()
+        .iter()
+        .map(|entry| {
+            let descriptor = server::tool_descriptor(entry);
+            (
+                format!("{}.json", entry.tool().spec().name),
+                serde_json::to_value(descriptor).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    documents.push((
+        "config.schema.json".to_owned(),
+        crate::tools::schema::schema_of::<crate::config::ConfigFile>(),
+    ));
+    documents
+}
+
+fn write_schemas(dir: &Path, documents: &[(String, Value)]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for (file, document) in documents {
+        let path = dir.join(file);
+        let text = format!("{}\n", serde_json::to_string_pretty(document)?);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`datamcp tools | head`) is not an error.
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(()),
+    }
+}

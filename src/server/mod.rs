@@ -1,0 +1,258 @@
+//! The MCP protocol face of datamcp, and the only module that knows MCP wire types.
+//!
+//! [`DataMcp`] implements rmcp's `ServerHandler` by delegation: `tools/*` to the
+//! [`Registry`], `prompts/*` to the [`PromptLibrary`], and `resources/*` to the server's own
+//! resources (the metrics at `datamcp://server/stats`). Transports ([`stdio`]) only move
+//! messages; they all share one handler and therefore one code path.
+
+pub mod stdio;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, GetPromptResult, Implementation, MetaObject, ListPromptsResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt,
+    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+    ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
+use serde_json::{Map, Value};
+
+use crate::prompts::PromptLibrary;
+use crate::tools::context::ProgressSink;
+use crate::tools::registry::RegisteredTool;
+use crate::tools::{Registry, ToolError, ToolResult};
+
+/// URI of the metrics resource.
+pub const STATS_URI: &str = "datamcp://server/stats";
+
+const INSTRUCTIONS: &str = "datamcp gives read-only, typed access to the organisation's data. \
+Explore before querying: list tables and check columns, then run one aggregate query with sql_query. \
+Results carry `truncated` when rows were cut: aggregate in SQL instead of reading everything.";
+
+/// The MCP server: one per process, shared by every session and transport.
+#[derive(Clone)]
+pub struct DataMcp {
+    registry: Arc<Registry>,
+    prompts: Arc<PromptLibrary>,
+}
+
+impl DataMcp {
+    /// A server over a registry and a prompt library.
+    pub fn new(registry: Arc<Registry>, prompts: Arc<PromptLibrary>) -> Self {
+        DataMcp { registry, prompts }
+    }
+
+    /// The tool registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+}
+
+/// The MCP description of a registered tool.
+pub fn tool_descriptor(entry: &RegisteredTool) -> Tool {
+    let tool = entry.tool();
+    let spec = tool.spec();
+    let annotations = ToolAnnotations::with_title(spec.title.clone())
+        .read_only(spec.annotations.read_only_hint)
+        .destructive(spec.annotations.destructive_hint)
+        .idempotent(spec.annotations.idempotent_hint)
+        .open_world(spec.annotations.open_world_hint);
+    Tool::new_with_raw(
+        spec.name.clone(),
+        Some(spec.description.clone().into()),
+        Arc::new(as_object(tool.input_schema())),
+    )
+    .with_title(spec.title.clone())
+    .with_raw_output_schema(Arc::new(as_object(entry.output_schema())))
+    .with_annotations(annotations)
+}
+
+fn as_object(value: &Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// The MCP form of a tool result: text content, structured content on success, and on failure
+/// `isError` with the execution facts and the error kind under `_meta.datamcp`.
+pub fn call_tool_result(result: ToolResult) -> CallToolResult {
+    let meta = result.meta.clone();
+    let error_kind = result.outcome.as_ref().err().map(ToolError::kind);
+    let (structured, text) = result.into_content();
+    let mut response = match error_kind {
+        Some(_) => CallToolResult::error(vec![ContentBlock::text(text)]),
+        None => CallToolResult::success(vec![ContentBlock::text(text)]),
+    };
+    response.structured_content = structured;
+    if let Some(kind) = error_kind {
+        // Failures have no structured content, so their execution facts travel in _meta.
+        let mut facts = Map::new();
+        facts.insert("execution".into(), serde_json::to_value(&meta).unwrap_or(Value::Null));
+        facts.insert("errorKind".into(), Value::from(kind));
+        let mut meta_object = MetaObject::default();
+        meta_object.insert("datamcp".into(), Value::Object(facts));
+        response.meta = Some(meta_object);
+    }
+    response
+}
+
+/// Sends `notifications/progress` for one request.
+struct PeerProgress {
+    peer: Peer<RoleServer>,
+    token: ProgressToken,
+}
+
+impl ProgressSink for PeerProgress {
+    fn report(&self, progress: f64, total: Option<f64>, message: Option<String>) {
+        let mut param = ProgressNotificationParam::new(self.token.clone(), progress);
+        param.total = total;
+        param.message = message;
+        let peer = self.peer.clone();
+        // Progress is advisory: never let a slow client hold up the tool.
+        tokio::spawn(async move {
+            if let Err(error) = peer.notify_progress(param).await {
+                tracing::debug!(%error, "progress notification not delivered");
+            }
+        });
+    }
+}
+
+impl ServerHandler for DataMcp {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_prompts()
+            .enable_resources()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("datamcp", env!("CARGO_PKG_VERSION"))
+                    .with_title("datamcp: typed, read-only data access"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let tools = self
+            .registry
+            .list()
+            .iter()
+            .map(|entry| tool_descriptor(entry))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.registry.get(name).map(|entry| tool_descriptor(&entry))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let progress = context.meta.get_progress_token().map(|token| {
+            Arc::new(PeerProgress {
+                peer: context.peer.clone(),
+                token,
+            }) as Arc<dyn ProgressSink>
+        });
+        let result = self
+            .registry
+            .call(&request.name, request.arguments, &context.ct, progress)
+            .await
+            .map_err(|error| McpError::invalid_params(error.to_string(), None))?;
+        Ok(call_tool_result(result).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let prompts = self
+            .prompts
+            .list()
+            .map(|p| {
+                let arguments = p
+                    .arguments
+                    .iter()
+                    .map(|a| {
+                        PromptArgument::new(a.name.clone())
+                            .with_description(a.description.clone())
+                            .with_required(a.required)
+                    })
+                    .collect();
+                let prompt = Prompt::new(p.name.clone(), Some(p.description.clone()), Some(arguments));
+                match &p.title {
+                    Some(title) => prompt.with_title(title.clone()),
+                    None => prompt,
+                }
+            })
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let invalid = |e: crate::prompts::PromptError| McpError::invalid_params(e.to_string(), None);
+        let prompt = self.prompts.get(&request.name).map_err(invalid)?;
+        let args: BTreeMap<String, String> = request
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect();
+        let text = prompt.render(&args).map_err(invalid)?;
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(prompt.description.clone())
+            .into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let stats = Resource::new(STATS_URI, "server-stats")
+            .with_title("datamcp call statistics")
+            .with_description("Per-tool calls, errors, timeouts, cache hits, retries, success rate and latency percentiles")
+            .with_mime_type("application/json");
+        Ok(ListResourcesResult::with_all_items(vec![stats]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        if request.uri != STATS_URI {
+            return Err(McpError::resource_not_found(
+                format!("unknown resource '{}'; call resources/list", request.uri),
+                None,
+            ));
+        }
+        let stats = serde_json::json!({ "tools": self.registry.metrics() });
+        let text = serde_json::to_string_pretty(&stats).unwrap_or_default();
+        Ok(ReadResourceResult::new(vec![
+            ResourceContents::text(text, STATS_URI).with_mime_type("application/json"),
+        ])
+        .into())
+    }
+}

@@ -1,0 +1,345 @@
+//! The embedded demo warehouse: a small but realistic shop, generated deterministically into the
+//! per-user data folder on first use, so `datamcp serve` works with no config at all.
+//!
+//! This is the only place datamcp writes SQL, and only to a file it creates itself; queries from
+//! clients never reach this connection.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+
+/// File name, versioned so a changed generator never meets an old file.
+pub const FILE_NAME: &str = "demo-v1.sqlite";
+
+const CUSTOMERS: i64 = 2_500;
+const PRODUCTS: i64 = 150;
+const ORDERS: i64 = 25_000;
+const EVENTS: i64 = 40_000;
+/// 2023-01-01T00:00:00Z, the start of the two years the data covers.
+const EPOCH_START: i64 = 1_672_531_200;
+const SPAN_SECONDS: i64 = 2 * 365 * 86_400;
+
+const SCHEMA: &str = "
+CREATE TABLE customers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    email TEXT NOT NULL UNIQUE,
+    country TEXT NOT NULL,
+    city TEXT NOT NULL,
+    segment TEXT NOT NULL CHECK (segment IN ('consumer', 'small_business', 'enterprise')),
+    signup_date DATE NOT NULL,
+    phone TEXT,
+    marketing_opt_in BOOLEAN NOT NULL
+);
+CREATE TABLE products (
+    id INTEGER PRIMARY KEY,
+    sku TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    category TEXT NOT NULL,
+    price DECIMAL(10,2) NOT NULL,
+    cost DECIMAL(10,2) NOT NULL,
+    attributes JSON NOT NULL,
+    discontinued_at DATE
+);
+CREATE TABLE orders (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    ordered_at DATETIME NOT NULL,
+    status TEXT NOT NULL,
+    shipped_at DATETIME,
+    delivered_at DATETIME,
+    currency TEXT NOT NULL,
+    discount DECIMAL(10,2),
+    total DECIMAL(12,2) NOT NULL
+);
+CREATE TABLE order_items (
+    order_id INTEGER NOT NULL REFERENCES orders(id),
+    line_no INTEGER NOT NULL,
+    product_id INTEGER NOT NULL REFERENCES products(id),
+    quantity INTEGER NOT NULL,
+    unit_price DECIMAL(10,2) NOT NULL,
+    PRIMARY KEY (order_id, line_no)
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER REFERENCES customers(id),
+    occurred_at DATETIME NOT NULL,
+    event_type TEXT NOT NULL,
+    payload JSON NOT NULL
+);
+CREATE INDEX orders_customer ON orders(customer_id);
+CREATE INDEX orders_ordered_at ON orders(ordered_at);
+CREATE INDEX order_items_product ON order_items(product_id);
+CREATE INDEX events_customer ON events(customer_id);
+CREATE INDEX events_occurred_at ON events(occurred_at);
+";
+
+/// Returns the demo database's path, generating it first if it does not exist yet.
+///
+/// Generation writes a private temporary file and renames it into place, so concurrent first
+/// starts never see a half-written database.
+pub async fn ensure(data_dir: &Path) -> Result<PathBuf, sqlx::Error> {
+    let path = data_dir.join(FILE_NAME);
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let temporary = data_dir.join(format!(
+        ".{FILE_NAME}.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    tracing::info!(path = %path.display(), "generating the demo database (first start)");
+    let generated = generate(&temporary).await;
+    if let Err(error) = generated {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    std::fs::rename(&temporary, &path)?;
+    Ok(path)
+}
+
+async fn generate(path: &Path) -> Result<(), sqlx::Error> {
+    let options = SqliteConnectOptions::from_str("sqlite:")?
+        .filename(path)
+        .create_if_missing(true)
+        // A private temporary file: durability would only slow the first start down.
+        .pragma("synchronous", "OFF")
+        .pragma("journal_mode", "OFF");
+    let mut conn = SqliteConnection::connect_with(&options).await?;
+    sqlx::raw_sql(SCHEMA).execute(&mut conn).await?;
+    let mut tx = conn.begin().await?;
+    for (table, rows) in dataset() {
+        for chunk in rows.chunks(INSERT_BATCH) {
+            let mut insert = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} "));
+            insert.push_values(chunk, |mut values, row| {
+                for cell in row {
+                    match cell.clone() {
+                        Cell::Null => values.push_bind(None::<i64>),
+                        Cell::Int(i) => values.push_bind(i),
+                        Cell::Real(f) => values.push_bind(f),
+                        Cell::Bool(b) => values.push_bind(b),
+                        Cell::Text(t) => values.push_bind(t),
+                    };
+                }
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
+    conn.close().await
+}
+
+/// Rows per INSERT: few statements, well under SQLite's bound-variable limit.
+const INSERT_BATCH: usize = 500;
+
+/// One generated value.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl From<i64> for Cell {
+    fn from(value: i64) -> Self {
+        Cell::Int(value)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(value: &str) -> Self {
+        Cell::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Cell {
+    fn from(value: String) -> Self {
+        Cell::Text(value)
+    }
+}
+
+impl<T: Into<Cell>> From<Option<T>> for Cell {
+    fn from(value: Option<T>) -> Self {
+        value.map_or(Cell::Null, Into::into)
+    }
+}
+
+/// Every table's rows, generated from a fixed seed: the same data on every machine.
+fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
+    let mut rng = fastrand::Rng::with_seed(20_240_101);
+    let mut tables: Vec<(&str, Vec<Vec<Cell>>)> = Vec::new();
+    let mut customers = Vec::new();
+
+    let countries: [(&str, &[&str]); 6] = [
+        ("US", &["New York", "Austin", "Seattle", "Chicago"]),
+        ("DE", &["Berlin", "Munich", "Hamburg"]),
+        ("FR", &["Paris", "Lyon"]),
+        ("GB", &["London", "Manchester", "Leeds"]),
+        ("JP", &["Tokyo", "Osaka"]),
+        ("BR", &["São Paulo", "Rio de Janeiro"]),
+    ];
+    let first = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Yukihiro", "Sophie", "José", "Zoë"];
+    let last = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson", "Allen", "Dijkstra", "Perlman", "Matsumoto", "Wilson", "O'Neil", "Müller"];
+    let segments = ["consumer", "consumer", "consumer", "small_business", "enterprise"];
+    for id in 1..=CUSTOMERS {
+        let (country, cities) = countries[rng.usize(..countries.len())];
+        let name = format!("{} {}", first[rng.usize(..first.len())], last[rng.usize(..last.len())]);
+        let email = format!("{}.{id}@example.com", name.to_lowercase().replace([' ', '\''], "."));
+        let phone = (rng.f64() > 0.3).then(|| format!("+{} {:03} {:04}", rng.u32(1..99), rng.u32(100..999), rng.u32(0..9999)));
+        customers.push(vec![
+            Cell::from(id),
+            Cell::from(name),
+            Cell::from(email),
+            Cell::from(country),
+            Cell::from(cities[rng.usize(..cities.len())]),
+            Cell::from(segments[rng.usize(..segments.len())]),
+            Cell::from(date(EPOCH_START - rng.i64(0..3 * 365 * 86_400))),
+            Cell::from(phone),
+            Cell::Bool(rng.bool()),
+        ]);
+    }
+    tables.push(("customers", customers));
+
+    let categories = [("books", 8, 60), ("electronics", 30, 900), ("garden", 5, 200), ("kitchen", 6, 250), ("toys", 4, 120), ("apparel", 10, 180)];
+    let mut prices = Vec::with_capacity(PRODUCTS as usize);
+    let mut products = Vec::new();
+    for id in 1..=PRODUCTS {
+        let (category, low, high) = categories[rng.usize(..categories.len())];
+        let price_cents = rng.i64(low * 100..high * 100) / 5 * 5 + 99;
+        prices.push(price_cents);
+        let attributes = serde_json::json!({
+            "color": (["red", "blue", "black", "green", "white"][rng.usize(..5)]),
+            "weight_g": rng.u32(50..5000),
+            "tags": [category, if rng.bool() { "bestseller" } else { "new" }],
+        });
+        products.push(vec![
+            Cell::from(id),
+            Cell::from(format!("{}-{id:04}", &category[..3].to_uppercase())),
+            Cell::from(format!("{} {}", ["Classic", "Pro", "Mini", "Eco", "Deluxe"][rng.usize(..5)], category.trim_end_matches('s'))),
+            Cell::from(category),
+            Cell::Real(cents(price_cents)),
+            Cell::Real(cents(price_cents * rng.i64(40..80) / 100)),
+            Cell::from(attributes.to_string()),
+            Cell::from((rng.f64() < 0.1).then(|| date(EPOCH_START + rng.i64(0..SPAN_SECONDS)))),
+        ]);
+    }
+    tables.push(("products", products));
+
+    let (mut orders, mut order_items) = (Vec::new(), Vec::new());
+    let statuses = ["delivered", "delivered", "delivered", "shipped", "paid", "placed", "cancelled", "returned"];
+    for id in 1..=ORDERS {
+        // Orders grow over time: later seconds are more likely.
+        let ordered = EPOCH_START + ((rng.f64().sqrt()) * SPAN_SECONDS as f64) as i64;
+        let status = statuses[rng.usize(..statuses.len())];
+        let shipped = matches!(status, "shipped" | "delivered" | "returned").then(|| ordered + rng.i64(3_600..4 * 86_400));
+        let delivered = shipped.filter(|_| status != "shipped").map(|s| s + rng.i64(86_400..7 * 86_400));
+        let mut subtotal = 0;
+        let items: Vec<(i64, i64, i64)> = (0..rng.i64(1..=4))
+            .map(|_| {
+                let product = rng.i64(1..=PRODUCTS);
+                let quantity = if rng.f64() < 0.8 { 1 } else { rng.i64(2..=5) };
+                let unit_price = prices[(product - 1) as usize];
+                subtotal += unit_price * quantity;
+                (product, quantity, unit_price)
+            })
+            .collect();
+        let discount = (rng.f64() < 0.25).then(|| subtotal * rng.i64(5..=20) / 100);
+        orders.push(vec![
+            Cell::from(id),
+            Cell::from(rng.i64(1..=CUSTOMERS)),
+            Cell::from(timestamp(ordered)),
+            Cell::from(status),
+            Cell::from(shipped.map(timestamp)),
+            Cell::from(delivered.map(timestamp)),
+            Cell::from(["USD", "USD", "EUR", "GBP"][rng.usize(..4)]),
+            discount.map_or(Cell::Null, |d| Cell::Real(cents(d))),
+            Cell::Real(cents(subtotal - discount.unwrap_or(0))),
+        ]);
+        for (line_no, (product, quantity, unit_price)) in (1..).zip(items) {
+            order_items.push(vec![
+                Cell::from(id),
+                Cell::from(line_no),
+                Cell::from(product),
+                Cell::from(quantity),
+                Cell::Real(cents(unit_price)),
+            ]);
+        }
+    }
+    tables.push(("orders", orders));
+    tables.push(("order_items", order_items));
+
+    let mut events = Vec::new();
+    let event_types = ["page_view", "page_view", "page_view", "search", "add_to_cart", "checkout", "support_ticket"];
+    for id in 1..=EVENTS {
+        let event_type = event_types[rng.usize(..event_types.len())];
+        let payload = match event_type {
+            "page_view" => serde_json::json!({"path": format!("/products/{}", rng.i64(1..=PRODUCTS)), "referrer": ([Some("search"), Some("ad"), Some("email"), None][rng.usize(..4)]), "ms_on_page": rng.u32(200..120_000)}),
+            "search" => serde_json::json!({"query": (["lamp", "usb cable", "novel", "garden hose", "lego"][rng.usize(..5)]), "results": rng.u32(0..80)}),
+            "add_to_cart" | "checkout" => serde_json::json!({"product_id": rng.i64(1..=PRODUCTS), "quantity": rng.u32(1..4)}),
+            _ => serde_json::json!({"priority": (["low", "normal", "high"][rng.usize(..3)]), "channel": "chat"}),
+        };
+        events.push(vec![
+            Cell::from(id),
+            Cell::from((rng.f64() > 0.2).then(|| rng.i64(1..=CUSTOMERS))),
+            Cell::from(timestamp(EPOCH_START + rng.i64(0..SPAN_SECONDS))),
+            Cell::from(event_type),
+            Cell::from(payload.to_string()),
+        ]);
+    }
+    tables.push(("events", events));
+    tables
+}
+
+/// Money as a REAL with two decimals: SQLite has no exact decimal type.
+fn cents(cents: i64) -> f64 {
+    cents as f64 / 100.0
+}
+
+/// `YYYY-MM-DD` of a Unix time.
+fn date(unix: i64) -> String {
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// ISO 8601 UTC timestamp of a Unix time, e.g. `2024-03-05T10:22:13Z`.
+fn timestamp(unix: i64) -> String {
+    let seconds = unix.rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        date(unix),
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso_8601_utc() {
+        assert_eq!(timestamp(EPOCH_START), "2023-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_709_634_133), "2024-03-05T10:22:13Z");
+        assert_eq!(date(951_782_400), "2000-02-29");
+    }
+}

@@ -1,0 +1,23 @@
+//! SQL warehouses: the read-only guard, read-only sessions, faithful value mapping, and the
+//! `sql_*` tools built on them.
+//!
+//! Invariant: every SQL string passes [`guard::check`] before any connection sees it; a
+//! [`warehouse::Warehouse`] accepts only a [`guard::GuardedSql`].
+
+pub mod demo;
+pub mod format;
+pub mod guard;
+pub mod query;
+pub mod types;
+pub mod warehouse;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::tools::{DynTool, typed};
+
+/// The SQL tool kind: one warehouse set shared by all `sql_*` tools.
+pub fn tools(config: &Config) -> Vec<Arc<dyn DynTool>> {
+    let warehouses = Arc::new(warehouse::Warehouses::new(config));
+    vec![typed(query::SqlQuery::new(warehouses))]
+}

@@ -1,0 +1,119 @@
+//! `sql_query`: one read-only SQL statement against a warehouse, rows streamed up to a cap.
+
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::format::{Format, render};
+use super::guard;
+use super::types::Column;
+use super::warehouse::Warehouses;
+use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
+
+/// Rows returned when the caller does not say.
+pub const DEFAULT_MAX_ROWS: u32 = 200;
+/// The most rows one call may ask for.
+pub const MAX_ROWS_LIMIT: u32 = 100_000;
+
+/// Arguments of `sql_query`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryParams {
+    /// Exactly one read-only SQL statement in the warehouse's dialect: SELECT, WITH … SELECT,
+    /// VALUES or EXPLAIN. Writes, multiple statements and side-effect functions are refused.
+    pub sql: String,
+    /// Values for the statement's placeholders (`?`, `?1`, `$1`, … as the dialect writes them),
+    /// in order. Arrays and objects are bound as JSON text.
+    #[serde(default)]
+    pub params: Vec<Value>,
+    /// Stop reading after this many rows (default 200); `truncated` tells whether more existed.
+    #[schemars(range(min = 1, max = 100_000))]
+    pub max_rows: Option<u32>,
+    /// How rows are rendered in the text content (default json). The structured result always
+    /// carries the rows as JSON.
+    #[serde(default)]
+    pub format: Format,
+    /// Warehouse to query (default: the first configured one).
+    pub warehouse: Option<String>,
+}
+
+/// Result of `sql_query`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct QueryOutput {
+    /// The warehouse that ran the query.
+    pub warehouse: String,
+    /// Result columns in order, with the database's type for each.
+    pub columns: Vec<Column>,
+    /// One array per row, values in column order.
+    pub rows: Vec<Vec<Value>>,
+    /// Number of rows returned.
+    pub row_count: usize,
+    /// True when reading stopped at `max_rows` and more rows exist: the result is incomplete.
+    pub truncated: bool,
+}
+
+/// The `sql_query` tool.
+pub struct SqlQuery {
+    warehouses: Arc<Warehouses>,
+}
+
+impl SqlQuery {
+    /// The tool over `warehouses`.
+    pub fn new(warehouses: Arc<Warehouses>) -> Self {
+        SqlQuery { warehouses }
+    }
+}
+
+impl Tool for SqlQuery {
+    type Params = QueryParams;
+    type Output = QueryOutput;
+
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "sql_query".to_owned(),
+            title: "Run a read-only SQL query".to_owned(),
+            description: format!(
+                "Run one read-only SQL query (SELECT, WITH … SELECT, VALUES, EXPLAIN) on a warehouse and get the rows. \
+                 Writes, multiple statements and side-effect functions are refused. Use placeholders with `params` \
+                 instead of pasting values into the SQL. Returns at most max_rows rows (default {DEFAULT_MAX_ROWS}); \
+                 `truncated` says when more existed, so aggregate in SQL rather than reading everything. \
+                 Warehouses: {}.",
+                self.warehouses.names().join(", ")
+            ),
+            annotations: Annotations::READ_ONLY,
+        }
+    }
+
+    async fn invoke(
+        &self,
+        ctx: &CallContext,
+        params: &QueryParams,
+    ) -> Result<QueryOutput, ToolError> {
+        let warehouse = self.warehouses.get(params.warehouse.as_deref())?;
+        let sql = guard::check(&params.sql, warehouse.dialect())
+            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let max_rows = params
+            .max_rows
+            .unwrap_or(DEFAULT_MAX_ROWS)
+            .clamp(1, MAX_ROWS_LIMIT) as usize;
+        let result = warehouse.query(&sql, &params.params, max_rows, ctx).await?;
+        if result.truncated {
+            ctx.warn(format!(
+                "only the first {max_rows} rows were returned and more exist; aggregate or filter in SQL, or raise max_rows"
+            ));
+        }
+        Ok(QueryOutput {
+            warehouse: warehouse.name().to_owned(),
+            row_count: result.rows.len(),
+            columns: result.columns,
+            rows: result.rows,
+            truncated: result.truncated,
+        })
+    }
+
+    fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {
+        render(params.format, &output.columns, &output.rows)
+    }
+}

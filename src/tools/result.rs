@@ -1,0 +1,150 @@
+//! What a call produces: a tool's output or a [`ToolError`], and the [`ExecutionMeta`] the
+//! framework attaches to every result.
+
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Why a call failed, sorted by what the caller can do about it.
+///
+/// Every variant becomes an `isError` tool result whose text the model reads, so each message
+/// says what was wrong and what to do instead. Only protocol faults (unknown tool, malformed
+/// request) become JSON-RPC errors, and those never reach this type.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ToolError {
+    /// The arguments do not fit the tool's input schema or its own rules.
+    #[error("invalid arguments: {0}")]
+    InvalidArguments(String),
+    /// The request is well-formed but not allowed (e.g. SQL that is not a read).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The system behind the tool failed. `transient` errors are retried by the policy.
+    #[error("{message}")]
+    Upstream {
+        /// What failed and what to check.
+        message: String,
+        /// Whether trying again may succeed (connection reset, lock contention, …).
+        transient: bool,
+    },
+    /// The call ran past its deadline; the work was cancelled.
+    #[error(
+        "timed out after {} ms; the work was stopped. Narrow the request (filters, LIMIT) or raise this tool's timeout_ms",
+        .0.as_millis()
+    )]
+    Timeout(Duration),
+    /// The client cancelled the call.
+    #[error("cancelled by the client")]
+    Cancelled,
+    /// A bug in datamcp, not in the request.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ToolError {
+    /// Whether the retry policy may try again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ToolError::Upstream { transient: true, .. })
+    }
+
+    /// A stable, machine-readable name for the kind of failure.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToolError::InvalidArguments(_) => "invalid_arguments",
+            ToolError::Refused(_) => "refused",
+            ToolError::Upstream { transient: true, .. } => "upstream_transient",
+            ToolError::Upstream { .. } => "upstream",
+            ToolError::Timeout(_) => "timeout",
+            ToolError::Cancelled => "cancelled",
+            ToolError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// A tool's successful output: structured (matching its output schema) and as compact text.
+#[derive(Debug, Clone)]
+pub struct ToolOutput {
+    /// Serialized output; a JSON object.
+    pub structured: Value,
+    /// Rendering for clients and models that read text.
+    pub text: String,
+}
+
+impl ToolOutput {
+    /// Approximate heap size, used to bound the result cache in bytes.
+    pub fn weight(&self) -> usize {
+        self.text.len() + approximate_size(&self.structured)
+    }
+}
+
+fn approximate_size(value: &Value) -> usize {
+    match value {
+        Value::String(s) => s.len() + 24,
+        Value::Array(items) => 24 + items.iter().map(approximate_size).sum::<usize>(),
+        Value::Object(map) => {
+            24 + map
+                .iter()
+                .map(|(k, v)| k.len() + approximate_size(v))
+                .sum::<usize>()
+        }
+        _ => 16,
+    }
+}
+
+/// Facts about one execution, attached to every result as `execution`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ExecutionMeta {
+    /// Unique id of this call, also in the server's logs.
+    pub execution_id: String,
+    /// Wall time from validation to result, in milliseconds.
+    pub elapsed_ms: f64,
+    /// Records the tool read or produced (rows, messages, …).
+    pub records: u64,
+    /// Whether the result came from the result cache.
+    pub cached: bool,
+    /// How many times the tool ran (more than 1 when transient errors were retried).
+    pub attempts: u32,
+    /// Things the caller should know about this result (truncation, retries, …).
+    pub warnings: Vec<String>,
+}
+
+/// The outcome of [`crate::tools::Registry::call`].
+#[derive(Debug, Clone)]
+pub struct ToolResult {
+    /// The tool's output, or why there is none.
+    pub outcome: Result<ToolOutput, ToolError>,
+    /// Execution facts, present on failures too.
+    pub meta: ExecutionMeta,
+}
+
+impl ToolResult {
+    /// Whether the call failed.
+    pub fn is_error(&self) -> bool {
+        self.outcome.is_err()
+    }
+
+    /// Splits the result into what a client is sent: the structured content (the tool's output
+    /// with `execution` added; `None` on failure) and the text for the model (the rendering or
+    /// the error, followed by any warnings).
+    pub fn into_content(self) -> (Option<Value>, String) {
+        let (structured, mut text) = match self.outcome {
+            Ok(output) => {
+                let mut structured = output.structured;
+                if let Value::Object(map) = &mut structured {
+                    map.insert(
+                        "execution".to_owned(),
+                        serde_json::to_value(&self.meta).unwrap_or(Value::Null),
+                    );
+                }
+                (Some(structured), output.text)
+            }
+            Err(error) => (None, error.to_string()),
+        };
+        for warning in &self.meta.warnings {
+            text.push_str("\nwarning: ");
+            text.push_str(warning);
+        }
+        (structured, text)
+    }
+}

@@ -96,12 +96,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging(quiet: bool) {
-    let default = if quiet {
-        "warn"
-    } else {
-        // rmcp logs dropped unparsable input at debug level; show it so garbage is visible.
-        "info,rmcp=warn,rmcp::transport::async_rw=debug"
-    };
+    let default = if quiet { "warn" } else { "info,rmcp=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DATAMCP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
@@ -120,7 +115,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 "datamcp {} serving MCP on stdio",
                 env!("CARGO_PKG_VERSION")
             );
-            server::stdio::serve(server).await.context("stdio transport failed")?;
+            server::stdio::serve(server)
+                .await
+                .context("stdio transport failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Tools { config } => {
@@ -129,7 +126,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             for entry in server.registry().list() {
                 let spec = entry.tool().spec();
                 let summary = spec.description.split(". ").next().unwrap_or_default();
-                out.push_str(&format!("{:<20} {}\n", spec.name, summary.trim_end_matches('.')));
+                out.push_str(&format!(
+                    "{:<20} {}\n",
+                    spec.name,
+                    summary.trim_end_matches('.')
+                ));
             }
             print(&out)?;
             Ok(ExitCode::SUCCESS)
@@ -155,7 +156,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let arguments: Value = serde_json::from_str(&arguments)
                 .context("the arguments are not valid JSON; pass a JSON object like '{\"sql\": \"SELECT 1\"}'")?;
             let Value::Object(arguments) = arguments else {
-                anyhow::bail!("the arguments must be a JSON object, like '{{\"sql\": \"SELECT 1\"}}'");
+                anyhow::bail!(
+                    "the arguments must be a JSON object, like '{{\"sql\": \"SELECT 1\"}}'"
+                );
             };
             let result = server
                 .registry()
@@ -164,7 +167,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let failed = result.is_error();
             let response = server::call_tool_result(result);
             print(&format!("{}\n", serde_json::to_string_pretty(&response)?))?;
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::CheckSql { dialect, sql } => {
             let sql = match sql {
@@ -196,7 +203,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 pub fn build(config: Option<&Path>) -> Result<DataMcp> {
     let config = Config::load(config)?;
     let registry = crate::kinds::registry(&config).context("cannot build the tool registry")?;
-    let prompts = PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
+    let prompts =
+        PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
     Ok(DataMcp::new(Arc::new(registry), Arc::new(prompts)))
 }
 
@@ -233,7 +241,10 @@ fn write_schemas(dir: &Path, documents: &[(String, Value)]) -> Result<()> {
 /// Writes to stdout; a closed pipe (`datamcp tools | head`) is not an error.
 fn print(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
         _ => Ok(()),
     }

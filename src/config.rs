@@ -28,7 +28,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML, has an unknown key or a value of the wrong type.
-    #[error("config file {path}: {message}\nhint: see the config reference in README.md or schemas/config.schema.json")]
+    #[error(
+        "config file {path}: {message}\nhint: see the config reference in README.md or schemas/config.schema.json"
+    )]
     Parse {
         /// The file.
         path: String,
@@ -193,27 +195,43 @@ impl Config {
             path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        let invalid = |line: usize, key: String, message: String, hint: &str| ConfigError::Invalid {
-            path: origin.to_owned(),
-            line,
-            key,
-            message,
-            hint: hint.to_owned(),
-        };
+        let invalid =
+            |line: usize, key: String, message: String, hint: &str| ConfigError::Invalid {
+                path: origin.to_owned(),
+                line,
+                key,
+                message,
+                hint: hint.to_owned(),
+            };
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
 
         let mut warehouses = Vec::new();
         for (name, raw) in &file.warehouses {
             let key = format!("warehouses.{name}.url");
             let line = line_of(raw.url.span().start);
-            let url = expand_env(raw.url.get_ref())
-                .map_err(|m| invalid(line, key.clone(), m, "export the variable or use ${NAME:-default}"))?;
+            let url = expand_env(raw.url.get_ref()).map_err(|m| {
+                invalid(
+                    line,
+                    key.clone(),
+                    m,
+                    "export the variable or use ${NAME:-default}",
+                )
+            })?;
             let location = parse_location(&url).map_err(|m| {
-                invalid(line, key.clone(), m, "use sqlite:///absolute/path.db or sqlite:relative/path.db")
+                invalid(
+                    line,
+                    key.clone(),
+                    m,
+                    "use sqlite:///absolute/path.db or sqlite:relative/path.db",
+                )
             })?;
             if raw.max_connections == Some(0) {
-                return Err(invalid(0, format!("warehouses.{name}.max_connections"),
-                    "must be at least 1".into(), "set max_connections = 1 or more"));
+                return Err(invalid(
+                    0,
+                    format!("warehouses.{name}.max_connections"),
+                    "must be at least 1".into(),
+                    "set max_connections = 1 or more",
+                ));
             }
             warehouses.push(WarehouseConfig {
                 name: name.clone(),
@@ -232,28 +250,47 @@ impl Config {
         }
         if file.demo.unwrap_or(warehouses.is_empty()) {
             if warehouses.iter().any(|w| w.name == DEMO_WAREHOUSE) {
-                return Err(invalid(0, format!("warehouses.{DEMO_WAREHOUSE}"),
+                return Err(invalid(
+                    0,
+                    format!("warehouses.{DEMO_WAREHOUSE}"),
                     "the name 'demo' is taken by the embedded demo warehouse".into(),
-                    "rename the warehouse or set demo = false"));
+                    "rename the warehouse or set demo = false",
+                ));
             }
             warehouses.push(WarehouseConfig::demo());
         }
 
-        let expand_path = |key: &str, value: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
-            value
-                .as_deref()
-                .map(|v| expand_env(v).map(PathBuf::from))
-                .transpose()
-                .map_err(|m| invalid(0, key.to_owned(), m, "export the variable or use ${NAME:-default}"))
-        };
+        let expand_path =
+            |key: &str, value: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+                value
+                    .as_deref()
+                    .map(|v| expand_env(v).map(PathBuf::from))
+                    .transpose()
+                    .map_err(|m| {
+                        invalid(
+                            0,
+                            key.to_owned(),
+                            m,
+                            "export the variable or use ${NAME:-default}",
+                        )
+                    })
+            };
         let policy_check = |key: String, p: &PolicyOverride| -> Result<(), ConfigError> {
             if p.max_attempts == Some(0) {
-                return Err(invalid(0, format!("{key}.max_attempts"), "must be at least 1".into(),
-                    "1 means no retry"));
+                return Err(invalid(
+                    0,
+                    format!("{key}.max_attempts"),
+                    "must be at least 1".into(),
+                    "1 means no retry",
+                ));
             }
             if p.timeout_ms == Some(0) {
-                return Err(invalid(0, format!("{key}.timeout_ms"), "must be at least 1".into(),
-                    "give the deadline in milliseconds"));
+                return Err(invalid(
+                    0,
+                    format!("{key}.timeout_ms"),
+                    "must be at least 1".into(),
+                    "give the deadline in milliseconds",
+                ));
             }
             Ok(())
         };
@@ -325,8 +362,8 @@ pub fn expand_env(input: &str) -> Result<String, String> {
                 Some((name, default)) => (name, Some(default)),
                 None => (expr, None),
             };
-            let valid = !name.is_empty()
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err(format!("'${{{expr}}}' is not a valid variable reference"));
             }
@@ -372,7 +409,9 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_the_line_and_a_hint() {
         let text = "[warehouses.shop]\nurl = \"oracle://db/shop\"\n";
-        let message = Config::parse(text, "c.toml").expect_err("bad scheme").to_string();
+        let message = Config::parse(text, "c.toml")
+            .expect_err("bad scheme")
+            .to_string();
         assert!(message.contains("line 2"), "{message}");
         assert!(message.contains("warehouses.shop.url"), "{message}");
         assert!(message.contains("hint:"), "{message}");
@@ -388,9 +427,19 @@ mod tests {
     fn environment_variables_are_expanded() {
         // SAFETY of the test: a variable name no other test uses.
         let name = "DATAMCP_TEST_EXPAND_ENV_PATH";
-        assert_eq!(expand_env(&format!("${{{name}:-/tmp/x.db}}")).as_deref(), Ok("/tmp/x.db"));
-        assert!(expand_env(&format!("${{{name}}}")).unwrap_err().contains(name));
-        assert_eq!(expand_env("cost $5 and $${literal}").as_deref(), Ok("cost $5 and ${literal}"));
+        assert_eq!(
+            expand_env(&format!("${{{name}:-/tmp/x.db}}")).as_deref(),
+            Ok("/tmp/x.db")
+        );
+        assert!(
+            expand_env(&format!("${{{name}}}"))
+                .expect_err("unset variable")
+                .contains(name)
+        );
+        assert_eq!(
+            expand_env("cost $5 and $${literal}").as_deref(),
+            Ok("cost $5 and ${literal}")
+        );
         assert_eq!(expand_env("${HOME}").ok(), std::env::var("HOME").ok());
     }
 
@@ -400,7 +449,10 @@ mod tests {
         let config = Config::parse(text, "c.toml").expect("valid");
         let names: Vec<_> = config.warehouses.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["default", "a"]);
-        assert_eq!(config.warehouses[1].location, WarehouseLocation::Sqlite("/tmp/a.db".into()));
+        assert_eq!(
+            config.warehouses[1].location,
+            WarehouseLocation::Sqlite("/tmp/a.db".into())
+        );
     }
 
     #[test]
@@ -408,6 +460,12 @@ mod tests {
         let text = "[policy]\ntimeout_ms = 1000\n[tools.sql_query]\nmax_attempts = 1\n";
         let config = Config::parse(text, "c.toml").expect("valid");
         assert_eq!(config.default_policy.timeout_ms, 1000);
-        assert_eq!(config.default_policy.with(&config.tool_policies["sql_query"]).max_attempts, 1);
+        assert_eq!(
+            config
+                .default_policy
+                .with(&config.tool_policies["sql_query"])
+                .max_attempts,
+            1
+        );
     }
 }

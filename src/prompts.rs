@@ -11,9 +11,18 @@ use serde::Deserialize;
 
 /// The prompts built into the binary, from the repository's `prompts/` folder.
 const BUILTIN: &[(&str, &str)] = &[
-    ("prompts/explore_warehouse.md", include_str!("../prompts/explore_warehouse.md")),
-    ("prompts/answer_with_sql.md", include_str!("../prompts/answer_with_sql.md")),
-    ("prompts/check_data_quality.md", include_str!("../prompts/check_data_quality.md")),
+    (
+        "prompts/explore_warehouse.md",
+        include_str!("../prompts/explore_warehouse.md"),
+    ),
+    (
+        "prompts/answer_with_sql.md",
+        include_str!("../prompts/answer_with_sql.md"),
+    ),
+    (
+        "prompts/check_data_quality.md",
+        include_str!("../prompts/check_data_quality.md"),
+    ),
 ];
 
 /// A prompt file that cannot be used, or a `prompts/get` that cannot be answered.
@@ -103,7 +112,9 @@ impl Prompt {
         prompt.body = rest[end + 4..].trim().to_owned();
         for placeholder in placeholders(&prompt.body) {
             if !prompt.arguments.iter().any(|a| a.name == placeholder) {
-                return Err(bad(format!("the body uses {{{{{placeholder}}}}}, which is not a declared argument")));
+                return Err(bad(format!(
+                    "the body uses {{{{{placeholder}}}}}, which is not a declared argument"
+                )));
             }
         }
         Ok(prompt)
@@ -234,16 +245,25 @@ mod tests {
         .expect("valid");
         let mut args = BTreeMap::new();
         let missing = prompt.render(&args).expect_err("q is required").to_string();
-        assert!(missing.contains("'q'") && missing.contains("the question"), "{missing}");
+        assert!(
+            missing.contains("'q'") && missing.contains("the question"),
+            "{missing}"
+        );
         args.insert("q".to_owned(), "how many orders".to_owned());
-        assert_eq!(prompt.render(&args).expect("ok"), "Answer how many orders on demo.");
+        assert_eq!(
+            prompt.render(&args).expect("ok"),
+            "Answer how many orders on demo."
+        );
         args.insert("x".to_owned(), "1".to_owned());
         assert!(prompt.render(&args).is_err());
     }
 
     #[test]
     fn undeclared_placeholders_are_refused_at_load() {
-        let error = Prompt::parse("+++\nname = \"p\"\ndescription = \"d\"\n+++\nUse {{nope}}.", "p.md");
+        let error = Prompt::parse(
+            "+++\nname = \"p\"\ndescription = \"d\"\n+++\nUse {{nope}}.",
+            "p.md",
+        );
         assert!(error.is_err());
     }
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, MetaObject, ListPromptsResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt,
-    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult,
+    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
     ToolAnnotations,
 };
@@ -90,7 +90,10 @@ pub fn call_tool_result(result: ToolResult) -> CallToolResult {
     if let Some(kind) = error_kind {
         // Failures have no structured content, so their execution facts travel in _meta.
         let mut facts = Map::new();
-        facts.insert("execution".into(), serde_json::to_value(&meta).unwrap_or(Value::Null));
+        facts.insert(
+            "execution".into(),
+            serde_json::to_value(&meta).unwrap_or(Value::Null),
+        );
         facts.insert("errorKind".into(), Value::from(kind));
         let mut meta_object = MetaObject::default();
         meta_object.insert("datamcp".into(), Value::Object(facts));
@@ -190,7 +193,8 @@ impl ServerHandler for DataMcp {
                             .with_required(a.required)
                     })
                     .collect();
-                let prompt = Prompt::new(p.name.clone(), Some(p.description.clone()), Some(arguments));
+                let prompt =
+                    Prompt::new(p.name.clone(), Some(p.description.clone()), Some(arguments));
                 match &p.title {
                     Some(title) => prompt.with_title(title.clone()),
                     None => prompt,
@@ -205,7 +209,8 @@ impl ServerHandler for DataMcp {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let invalid = |e: crate::prompts::PromptError| McpError::invalid_params(e.to_string(), None);
+        let invalid =
+            |e: crate::prompts::PromptError| McpError::invalid_params(e.to_string(), None);
         let prompt = self.prompts.get(&request.name).map_err(invalid)?;
         let args: BTreeMap<String, String> = request
             .arguments
@@ -220,9 +225,11 @@ impl ServerHandler for DataMcp {
             })
             .collect();
         let text = prompt.render(&args).map_err(invalid)?;
-        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-            .with_description(prompt.description.clone())
-            .into())
+        Ok(
+            GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+                .with_description(prompt.description.clone())
+                .into(),
+        )
     }
 
     async fn list_resources(

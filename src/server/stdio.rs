@@ -1,14 +1,33 @@
 //! MCP over stdio: the transport agent hosts use when they launch datamcp as a child process.
-//! Stdout carries protocol messages only; logs go to stderr.
+//!
+//! One JSON-RPC message per line. Stdout carries protocol messages only; logs go to stderr. A
+//! line that is not a JSON-RPC message gets the JSON-RPC error reply (parse error or invalid
+//! request, with the request id when one can be read) and a log line that names the problem but
+//! never the content, which may hold SQL or secrets. A line longer than [`MAX_LINE_BYTES`] is
+//! discarded as it streams in, so a runaway client cannot exhaust memory.
 
-use rmcp::ServiceExt;
+use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::model::{ErrorData, RequestId};
+use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
+use rmcp::transport::Transport;
+use rmcp::{RoleServer, ServiceExt};
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::Mutex;
 
 use super::DataMcp;
 
+/// The longest message accepted, in bytes.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Serves `server` on stdin/stdout until the client closes stdin or the process is told to stop.
 pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
+    let transport = LineTransport::new(tokio::io::stdin(), tokio::io::stdout());
     let running = server
-        .serve(rmcp::transport::stdio())
+        .serve(transport)
         .await
         .map_err(std::io::Error::other)?;
     tokio::select! {
@@ -20,4 +39,170 @@ pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
         }
     }
     Ok(())
+}
+
+/// Newline-delimited JSON-RPC over any byte stream pair.
+pub struct LineTransport<R, W> {
+    reader: BufReader<R>,
+    line: Vec<u8>,
+    discarding: bool,
+    writer: Arc<Mutex<W>>,
+}
+
+impl<R, W> LineTransport<R, W>
+where
+    R: tokio::io::AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    /// A transport reading from `reader` and writing to `writer`.
+    pub fn new(reader: R, writer: W) -> Self {
+        LineTransport {
+            reader: BufReader::new(reader),
+            line: Vec::new(),
+            discarding: false,
+            writer: Arc::new(Mutex::new(writer)),
+        }
+    }
+
+    /// Reads the next complete line into `self.line`. Cancel-safe: bytes are moved out of the
+    /// reader's buffer only together with their copy into `self.line`, so a dropped read resumes
+    /// where it stopped. Returns `None` at end of input.
+    async fn next_line(&mut self) -> Option<Line> {
+        loop {
+            let (consumed, complete) = {
+                let available = match self.reader.fill_buf().await {
+                    Ok(available) => available,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read stdin");
+                        return None;
+                    }
+                };
+                if available.is_empty() {
+                    return None;
+                }
+                let newline = available.iter().position(|&b| b == b'\n');
+                let take = newline.map_or(available.len(), |i| i + 1);
+                if !self.discarding {
+                    if self.line.len() + take > MAX_LINE_BYTES {
+                        self.discarding = true;
+                        self.line = Vec::new();
+                    } else {
+                        self.line.extend_from_slice(&available[..take]);
+                    }
+                }
+                (take, newline.is_some())
+            };
+            Pin::new(&mut self.reader).consume(consumed);
+            if complete {
+                if std::mem::take(&mut self.discarding) {
+                    return Some(Line::Oversized);
+                }
+                return Some(Line::Complete);
+            }
+        }
+    }
+}
+
+enum Line {
+    Complete,
+    Oversized,
+}
+
+impl<R, W> Transport<RoleServer> for LineTransport<R, W>
+where
+    R: tokio::io::AsyncRead + Send + Unpin,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    type Error = std::io::Error;
+
+    fn name() -> Cow<'static, str> {
+        "stdio".into()
+    }
+
+    fn send(
+        &mut self,
+        item: TxJsonRpcMessage<RoleServer>,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        write_line(self.writer.clone(), item)
+    }
+
+    async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
+        loop {
+            let line = self.next_line().await?;
+            let text = std::mem::take(&mut self.line);
+            let reply = match line {
+                Line::Oversized => {
+                    tracing::warn!(
+                        limit = MAX_LINE_BYTES,
+                        "dropped a message longer than the limit"
+                    );
+                    let message = format!(
+                        "message longer than {MAX_LINE_BYTES} bytes; send smaller requests"
+                    );
+                    (ErrorData::invalid_request(message, None), None)
+                }
+                Line::Complete => {
+                    let trimmed = text.trim_ascii();
+                    if trimmed.is_empty() {
+                        continue;
+                    }
+                    match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(trimmed) {
+                        Ok(message) => return Some(message),
+                        Err(error) => rejection(trimmed, &error),
+                    }
+                }
+            };
+            let (error, id) = reply;
+            let reply = TxJsonRpcMessage::<RoleServer>::error(error, id);
+            if let Err(error) = write_line(self.writer.clone(), reply).await {
+                tracing::error!(%error, "cannot write to stdout");
+                return None;
+            }
+        }
+    }
+
+    async fn close(&mut self) -> Result<(), Self::Error> {
+        self.writer.lock().await.shutdown().await
+    }
+}
+
+/// The error reply for a line that is not a valid message, logged without its content.
+fn rejection(line: &[u8], error: &serde_json::Error) -> (ErrorData, Option<RequestId>) {
+    if error.is_syntax() || error.is_eof() {
+        tracing::warn!(bytes = line.len(), %error, "dropped a line that is not JSON");
+        return (
+            ErrorData::new(
+                rmcp::model::ErrorCode::PARSE_ERROR,
+                format!("not valid JSON ({error}); send one JSON-RPC message per line"),
+                None,
+            ),
+            None,
+        );
+    }
+    let id = serde_json::from_slice::<Value>(line)
+        .ok()
+        .and_then(|v| v.get("id").cloned())
+        .and_then(|id| serde_json::from_value::<RequestId>(id).ok());
+    tracing::warn!(bytes = line.len(), ?id, %error, "dropped a message that is not valid JSON-RPC");
+    (
+        ErrorData::invalid_request(
+            format!(
+                "not a valid JSON-RPC request or notification ({error}); a request needs jsonrpc, id, method and params"
+            ),
+            None,
+        ),
+        id,
+    )
+}
+
+/// Writes one message and its newline, whole, under the writer's lock.
+async fn write_line<W: AsyncWrite + Unpin>(
+    writer: Arc<Mutex<W>>,
+    message: TxJsonRpcMessage<RoleServer>,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(&message).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    let mut writer = writer.lock().await;
+    writer.write_all(&bytes).await?;
+    writer.flush().await
 }

@@ -184,14 +184,52 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
         ("JP", &["Tokyo", "Osaka"]),
         ("BR", &["São Paulo", "Rio de Janeiro"]),
     ];
-    let first = ["Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Yukihiro", "Sophie", "José", "Zoë"];
-    let last = ["Lovelace", "Hopper", "Torvalds", "Hamilton", "Turing", "Liskov", "Thompson", "Allen", "Dijkstra", "Perlman", "Matsumoto", "Wilson", "O'Neil", "Müller"];
-    let segments = ["consumer", "consumer", "consumer", "small_business", "enterprise"];
+    let first = [
+        "Ada", "Grace", "Linus", "Margaret", "Alan", "Barbara", "Ken", "Frances", "Edsger",
+        "Radia", "Yukihiro", "Sophie", "José", "Zoë",
+    ];
+    let last = [
+        "Lovelace",
+        "Hopper",
+        "Torvalds",
+        "Hamilton",
+        "Turing",
+        "Liskov",
+        "Thompson",
+        "Allen",
+        "Dijkstra",
+        "Perlman",
+        "Matsumoto",
+        "Wilson",
+        "O'Neil",
+        "Müller",
+    ];
+    let segments = [
+        "consumer",
+        "consumer",
+        "consumer",
+        "small_business",
+        "enterprise",
+    ];
     for id in 1..=CUSTOMERS {
         let (country, cities) = countries[rng.usize(..countries.len())];
-        let name = format!("{} {}", first[rng.usize(..first.len())], last[rng.usize(..last.len())]);
-        let email = format!("{}.{id}@example.com", name.to_lowercase().replace([' ', '\''], "."));
-        let phone = (rng.f64() > 0.3).then(|| format!("+{} {:03} {:04}", rng.u32(1..99), rng.u32(100..999), rng.u32(0..9999)));
+        let name = format!(
+            "{} {}",
+            first[rng.usize(..first.len())],
+            last[rng.usize(..last.len())]
+        );
+        let email = format!(
+            "{}.{id}@example.com",
+            name.to_lowercase().replace([' ', '\''], ".")
+        );
+        let phone = (rng.f64() > 0.3).then(|| {
+            format!(
+                "+{} {:03} {:04}",
+                rng.u32(1..99),
+                rng.u32(100..999),
+                rng.u32(0..9999)
+            )
+        });
         customers.push(vec![
             Cell::from(id),
             Cell::from(name),
@@ -206,7 +244,14 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
     }
     tables.push(("customers", customers));
 
-    let categories = [("books", 8, 60), ("electronics", 30, 900), ("garden", 5, 200), ("kitchen", 6, 250), ("toys", 4, 120), ("apparel", 10, 180)];
+    let categories = [
+        ("books", 8, 60),
+        ("electronics", 30, 900),
+        ("garden", 5, 200),
+        ("kitchen", 6, 250),
+        ("toys", 4, 120),
+        ("apparel", 10, 180),
+    ];
     let mut prices = Vec::with_capacity(PRODUCTS as usize);
     let mut products = Vec::new();
     for id in 1..=PRODUCTS {
@@ -221,7 +266,11 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
         products.push(vec![
             Cell::from(id),
             Cell::from(format!("{}-{id:04}", &category[..3].to_uppercase())),
-            Cell::from(format!("{} {}", ["Classic", "Pro", "Mini", "Eco", "Deluxe"][rng.usize(..5)], category.trim_end_matches('s'))),
+            Cell::from(format!(
+                "{} {}",
+                ["Classic", "Pro", "Mini", "Eco", "Deluxe"][rng.usize(..5)],
+                category.trim_end_matches('s')
+            )),
             Cell::from(category),
             Cell::Real(cents(price_cents)),
             Cell::Real(cents(price_cents * rng.i64(40..80) / 100)),
@@ -232,13 +281,25 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
     tables.push(("products", products));
 
     let (mut orders, mut order_items) = (Vec::new(), Vec::new());
-    let statuses = ["delivered", "delivered", "delivered", "shipped", "paid", "placed", "cancelled", "returned"];
+    let statuses = [
+        "delivered",
+        "delivered",
+        "delivered",
+        "shipped",
+        "paid",
+        "placed",
+        "cancelled",
+        "returned",
+    ];
     for id in 1..=ORDERS {
         // Orders grow over time: later seconds are more likely.
         let ordered = EPOCH_START + ((rng.f64().sqrt()) * SPAN_SECONDS as f64) as i64;
         let status = statuses[rng.usize(..statuses.len())];
-        let shipped = matches!(status, "shipped" | "delivered" | "returned").then(|| ordered + rng.i64(3_600..4 * 86_400));
-        let delivered = shipped.filter(|_| status != "shipped").map(|s| s + rng.i64(86_400..7 * 86_400));
+        let shipped = matches!(status, "shipped" | "delivered" | "returned")
+            .then(|| ordered + rng.i64(3_600..4 * 86_400));
+        let delivered = shipped
+            .filter(|_| status != "shipped")
+            .map(|s| s + rng.i64(86_400..7 * 86_400));
         let mut subtotal = 0;
         let items: Vec<(i64, i64, i64)> = (0..rng.i64(1..=4))
             .map(|_| {
@@ -275,14 +336,30 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
     tables.push(("order_items", order_items));
 
     let mut events = Vec::new();
-    let event_types = ["page_view", "page_view", "page_view", "search", "add_to_cart", "checkout", "support_ticket"];
+    let event_types = [
+        "page_view",
+        "page_view",
+        "page_view",
+        "search",
+        "add_to_cart",
+        "checkout",
+        "support_ticket",
+    ];
     for id in 1..=EVENTS {
         let event_type = event_types[rng.usize(..event_types.len())];
         let payload = match event_type {
-            "page_view" => serde_json::json!({"path": format!("/products/{}", rng.i64(1..=PRODUCTS)), "referrer": ([Some("search"), Some("ad"), Some("email"), None][rng.usize(..4)]), "ms_on_page": rng.u32(200..120_000)}),
-            "search" => serde_json::json!({"query": (["lamp", "usb cable", "novel", "garden hose", "lego"][rng.usize(..5)]), "results": rng.u32(0..80)}),
-            "add_to_cart" | "checkout" => serde_json::json!({"product_id": rng.i64(1..=PRODUCTS), "quantity": rng.u32(1..4)}),
-            _ => serde_json::json!({"priority": (["low", "normal", "high"][rng.usize(..3)]), "channel": "chat"}),
+            "page_view" => {
+                serde_json::json!({"path": format!("/products/{}", rng.i64(1..=PRODUCTS)), "referrer": ([Some("search"), Some("ad"), Some("email"), None][rng.usize(..4)]), "ms_on_page": rng.u32(200..120_000)})
+            }
+            "search" => {
+                serde_json::json!({"query": (["lamp", "usb cable", "novel", "garden hose", "lego"][rng.usize(..5)]), "results": rng.u32(0..80)})
+            }
+            "add_to_cart" | "checkout" => {
+                serde_json::json!({"product_id": rng.i64(1..=PRODUCTS), "quantity": rng.u32(1..4)})
+            }
+            _ => {
+                serde_json::json!({"priority": (["low", "normal", "high"][rng.usize(..3)]), "channel": "chat"})
+            }
         };
         events.push(vec![
             Cell::from(id),

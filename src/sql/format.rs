@@ -46,7 +46,10 @@ fn json(columns: &[Column], rows: &[Vec<Value>]) -> String {
 
 fn csv(columns: &[Column], rows: &[Vec<Value>]) -> String {
     let mut out = String::with_capacity(64 * (rows.len() + 1));
-    let header: Vec<Value> = columns.iter().map(|c| Value::from(c.name.as_str())).collect();
+    let header: Vec<Value> = columns
+        .iter()
+        .map(|c| Value::from(c.name.as_str()))
+        .collect();
     for row in std::iter::once(&header).chain(rows) {
         for (i, value) in row.iter().enumerate() {
             if i > 0 {
@@ -109,7 +112,10 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_quoting_and_leaves_null_empty() {
-        let rows = vec![vec![json!(1), json!("a, \"b\"")], vec![json!(2), Value::Null]];
+        let rows = vec![
+            vec![json!(1), json!("a, \"b\"")],
+            vec![json!(2), Value::Null],
+        ];
         assert_eq!(
             render(Format::Csv, &columns(), &rows),
             "id,note\r\n1,\"a, \"\"b\"\"\"\r\n2,\r\n"

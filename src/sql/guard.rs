@@ -18,7 +18,18 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
 /// The SQL dialects the guard knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
     /// SQLite 3.
@@ -66,7 +77,9 @@ pub enum GuardError {
     #[error("{0} statements found; send exactly one read-only query (no ';' between statements)")]
     MultipleStatements(usize),
     /// A statement that is not a read.
-    #[error("{0} is not allowed: only a single read-only query is (SELECT, WITH … SELECT, VALUES, EXPLAIN without ANALYZE)")]
+    #[error(
+        "{0} is not allowed: only a single read-only query is (SELECT, WITH … SELECT, VALUES, EXPLAIN without ANALYZE)"
+    )]
     NotARead(String),
     /// A write nested inside a query, e.g. in a CTE.
     #[error("a data-modifying {0} inside the query is not allowed; the query must only read")]
@@ -78,13 +91,17 @@ pub enum GuardError {
     #[error("locking reads (FOR UPDATE/FOR SHARE) are not allowed; drop the locking clause")]
     LockingRead,
     /// `EXPLAIN ANALYZE` runs the statement.
-    #[error("EXPLAIN ANALYZE executes the statement and is not allowed; use EXPLAIN without ANALYZE")]
+    #[error(
+        "EXPLAIN ANALYZE executes the statement and is not allowed; use EXPLAIN without ANALYZE"
+    )]
     ExplainAnalyze,
     /// A function with side effects or host access.
     #[error("function {0}() is not allowed: it has side effects or reaches outside the database")]
     DeniedFunction(String),
     /// A PRAGMA that writes or is not known to be read-only.
-    #[error("PRAGMA {0} is not allowed here; reporting PRAGMAs are, e.g. PRAGMA table_info('orders') or SELECT * FROM pragma_table_info('orders')")]
+    #[error(
+        "PRAGMA {0} is not allowed here; reporting PRAGMAs are, e.g. PRAGMA table_info('orders') or SELECT * FROM pragma_table_info('orders')"
+    )]
     Pragma(String),
     /// MySQL executable comments run their content on the server.
     #[error("MySQL executable comments (/*! … */) are not allowed; write the SQL without them")]
@@ -138,10 +155,7 @@ pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
         many => return Err(GuardError::MultipleStatements(many.len())),
     };
     check_top_level(statement, dialect)?;
-    let mut walker = ReadOnlyWalker {
-        dialect,
-        depth: 0,
-    };
+    let mut walker = ReadOnlyWalker { dialect, depth: 0 };
     if let ControlFlow::Break(error) = statement.visit(&mut walker) {
         return Err(error);
     }
@@ -263,7 +277,9 @@ fn nested_write(body: &SetExpr) -> Option<GuardError> {
         SetExpr::Update(_) => Some(GuardError::NestedWrite("UPDATE".into())),
         SetExpr::Delete(_) => Some(GuardError::NestedWrite("DELETE".into())),
         SetExpr::Merge(_) => Some(GuardError::NestedWrite("MERGE".into())),
-        SetExpr::SetOperation { left, right, .. } => nested_write(left).or_else(|| nested_write(right)),
+        SetExpr::SetOperation { left, right, .. } => {
+            nested_write(left).or_else(|| nested_write(right))
+        }
         _ => None,
     }
 }
@@ -288,7 +304,11 @@ fn statement_kind(statement: &Statement) -> String {
                 "CREATE" | "DROP" | "ALTER" | "TRUNCATE" | "SET" | "START" | "SHOW" | "LOCK"
             ) =>
         {
-            format!("{} {}", first.to_ascii_uppercase(), second.to_ascii_uppercase())
+            format!(
+                "{} {}",
+                first.to_ascii_uppercase(),
+                second.to_ascii_uppercase()
+            )
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "this statement".to_owned(),
@@ -526,29 +546,62 @@ mod tests {
     fn honest_reads_are_allowed_whatever_words_they_contain() {
         for dialect in ALL {
             allowed(dialect, "SELECT 1");
-            allowed(dialect, "select id, deleted_at, updated_by from orders where status = 'DROP'");
-            allowed(dialect, "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country");
-            allowed(dialect, "WITH recent AS (SELECT * FROM orders WHERE ordered_at > '2024-01-01') SELECT count(*) FROM recent");
+            allowed(
+                dialect,
+                "select id, deleted_at, updated_by from orders where status = 'DROP'",
+            );
+            allowed(
+                dialect,
+                "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.country",
+            );
+            allowed(
+                dialect,
+                "WITH recent AS (SELECT * FROM orders WHERE ordered_at > '2024-01-01') SELECT count(*) FROM recent",
+            );
             allowed(dialect, "SELECT a FROM t UNION ALL SELECT b FROM u");
-            allowed(dialect, "SELECT id, row_number() OVER (PARTITION BY customer_id ORDER BY ordered_at) FROM orders");
-            allowed(dialect, "SELECT * FROM (SELECT 1 AS x) sub WHERE x IN (SELECT 1)");
+            allowed(
+                dialect,
+                "SELECT id, row_number() OVER (PARTITION BY customer_id ORDER BY ordered_at) FROM orders",
+            );
+            allowed(
+                dialect,
+                "SELECT * FROM (SELECT 1 AS x) sub WHERE x IN (SELECT 1)",
+            );
             allowed(dialect, "SELECT 1;");
             allowed(dialect, "-- a comment\nSELECT 1 /* another */");
             allowed(dialect, "EXPLAIN SELECT * FROM orders");
         }
         allowed(Dialect::Sqlite, "SELECT \"update\" FROM t");
-        allowed(Dialect::Sqlite, "SELECT json_extract(payload, '$.page') FROM events");
+        allowed(
+            Dialect::Sqlite,
+            "SELECT json_extract(payload, '$.page') FROM events",
+        );
         allowed(Dialect::Sqlite, "PRAGMA table_info('orders')");
         allowed(Dialect::Sqlite, "PRAGMA index_list(\"orders\")");
         allowed(Dialect::Sqlite, "PRAGMA compile_options");
         allowed(Dialect::Sqlite, "SELECT * FROM pragma_table_info('orders')");
         allowed(Dialect::Sqlite, "EXPLAIN QUERY PLAN SELECT * FROM orders");
         allowed(Dialect::Sqlite, "VALUES (1, 2), (3, 4)");
-        allowed(Dialect::Postgres, "SELECT DISTINCT ON (customer_id) customer_id, total FROM orders ORDER BY customer_id, total DESC");
-        allowed(Dialect::Postgres, "SELECT payload->>'page', amount::numeric FROM events");
-        allowed(Dialect::Postgres, "SELECT count(*) FILTER (WHERE status = 'paid') FROM orders");
-        allowed(Dialect::Postgres, "SELECT country, city, sum(x) FROM t GROUP BY GROUPING SETS ((country), (city))");
-        allowed(Dialect::Postgres, "SELECT * FROM orders o, LATERAL (SELECT * FROM items i WHERE i.order_id = o.id LIMIT 1) x");
+        allowed(
+            Dialect::Postgres,
+            "SELECT DISTINCT ON (customer_id) customer_id, total FROM orders ORDER BY customer_id, total DESC",
+        );
+        allowed(
+            Dialect::Postgres,
+            "SELECT payload->>'page', amount::numeric FROM events",
+        );
+        allowed(
+            Dialect::Postgres,
+            "SELECT count(*) FILTER (WHERE status = 'paid') FROM orders",
+        );
+        allowed(
+            Dialect::Postgres,
+            "SELECT country, city, sum(x) FROM t GROUP BY GROUPING SETS ((country), (city))",
+        );
+        allowed(
+            Dialect::Postgres,
+            "SELECT * FROM orders o, LATERAL (SELECT * FROM items i WHERE i.order_id = o.id LIMIT 1) x",
+        );
         allowed(Dialect::Mysql, "SELECT `update`, `order` FROM `orders`");
     }
 
@@ -565,7 +618,10 @@ mod tests {
                 "BEGIN",
                 "COMMIT",
             ] {
-                assert!(matches!(refused(dialect, sql), GuardError::NotARead(_)), "{sql}");
+                assert!(
+                    matches!(refused(dialect, sql), GuardError::NotARead(_)),
+                    "{sql}"
+                );
             }
         }
         refused(Dialect::Postgres, "TRUNCATE orders");
@@ -578,26 +634,53 @@ mod tests {
     #[test]
     fn stacked_statements_are_refused() {
         for dialect in ALL {
-            assert_eq!(refused(dialect, "SELECT 1; DROP TABLE orders"), GuardError::MultipleStatements(2));
-            assert_eq!(refused(dialect, "SELECT 1; COMMIT; DROP TABLE users;"), GuardError::MultipleStatements(3));
+            assert_eq!(
+                refused(dialect, "SELECT 1; DROP TABLE orders"),
+                GuardError::MultipleStatements(2)
+            );
+            assert_eq!(
+                refused(dialect, "SELECT 1; COMMIT; DROP TABLE users;"),
+                GuardError::MultipleStatements(3)
+            );
         }
     }
 
     #[test]
     fn writes_hidden_in_queries_are_refused() {
         assert!(matches!(
-            refused(Dialect::Postgres, "WITH x AS (DELETE FROM orders RETURNING id) SELECT * FROM x"),
+            refused(
+                Dialect::Postgres,
+                "WITH x AS (DELETE FROM orders RETURNING id) SELECT * FROM x"
+            ),
             GuardError::NestedWrite(_)
         ));
         assert!(matches!(
-            refused(Dialect::Postgres, "WITH x AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT 1"),
+            refused(
+                Dialect::Postgres,
+                "WITH x AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT 1"
+            ),
             GuardError::NestedWrite(_)
         ));
-        assert_eq!(refused(Dialect::Postgres, "SELECT * INTO copy FROM orders"), GuardError::SelectInto);
-        assert_eq!(refused(Dialect::Postgres, "SELECT * FROM orders FOR UPDATE"), GuardError::LockingRead);
-        assert_eq!(refused(Dialect::Mysql, "SELECT * FROM orders FOR SHARE"), GuardError::LockingRead);
-        assert_eq!(refused(Dialect::Postgres, "EXPLAIN ANALYZE SELECT 1"), GuardError::ExplainAnalyze);
-        assert!(matches!(refused(Dialect::Postgres, "EXPLAIN DELETE FROM orders"), GuardError::NotARead(_)));
+        assert_eq!(
+            refused(Dialect::Postgres, "SELECT * INTO copy FROM orders"),
+            GuardError::SelectInto
+        );
+        assert_eq!(
+            refused(Dialect::Postgres, "SELECT * FROM orders FOR UPDATE"),
+            GuardError::LockingRead
+        );
+        assert_eq!(
+            refused(Dialect::Mysql, "SELECT * FROM orders FOR SHARE"),
+            GuardError::LockingRead
+        );
+        assert_eq!(
+            refused(Dialect::Postgres, "EXPLAIN ANALYZE SELECT 1"),
+            GuardError::ExplainAnalyze
+        );
+        assert!(matches!(
+            refused(Dialect::Postgres, "EXPLAIN DELETE FROM orders"),
+            GuardError::NotARead(_)
+        ));
     }
 
     #[test]
@@ -606,35 +689,65 @@ mod tests {
             (Dialect::Sqlite, "SELECT load_extension('/tmp/evil.so')"),
             (Dialect::Sqlite, "SELECT writefile('/tmp/x', 'y')"),
             (Dialect::Postgres, "SELECT pg_sleep(10)"),
-            (Dialect::Postgres, "SELECT * FROM orders WHERE id = (SELECT pg_catalog.pg_terminate_backend(1))"),
+            (
+                Dialect::Postgres,
+                "SELECT * FROM orders WHERE id = (SELECT pg_catalog.pg_terminate_backend(1))",
+            ),
             (Dialect::Postgres, "SELECT * FROM pg_ls_dir('/')"),
             (Dialect::Postgres, "SELECT nextval('orders_id_seq')"),
-            (Dialect::Postgres, "SELECT set_config('default_transaction_read_only', 'off', false)"),
-            (Dialect::Postgres, "SELECT * FROM dblink('host=x', 'DELETE FROM t') AS t(a int)"),
+            (
+                Dialect::Postgres,
+                "SELECT set_config('default_transaction_read_only', 'off', false)",
+            ),
+            (
+                Dialect::Postgres,
+                "SELECT * FROM dblink('host=x', 'DELETE FROM t') AS t(a int)",
+            ),
             (Dialect::Mysql, "SELECT SLEEP(5)"),
             (Dialect::Mysql, "SELECT LOAD_FILE('/etc/passwd')"),
             (Dialect::Mysql, "SELECT BENCHMARK(100000000, MD5('x'))"),
         ] {
-            assert!(matches!(refused(dialect, sql), GuardError::DeniedFunction(_)), "{sql}");
+            assert!(
+                matches!(refused(dialect, sql), GuardError::DeniedFunction(_)),
+                "{sql}"
+            );
         }
     }
 
     #[test]
     fn sqlite_specific_escapes_are_refused() {
-        assert!(matches!(refused(Dialect::Sqlite, "ATTACH DATABASE '/tmp/x.db' AS x"), GuardError::NotARead(_)));
+        assert!(matches!(
+            refused(Dialect::Sqlite, "ATTACH DATABASE '/tmp/x.db' AS x"),
+            GuardError::NotARead(_)
+        ));
         refused(Dialect::Sqlite, "PRAGMA query_only = OFF");
         refused(Dialect::Sqlite, "PRAGMA table_info = 'orders'");
-        assert!(matches!(refused(Dialect::Sqlite, "PRAGMA query_only(0)"), GuardError::Pragma(_)));
-        assert!(matches!(refused(Dialect::Sqlite, "PRAGMA user_version = 7"), GuardError::Pragma(_)));
-        assert!(matches!(refused(Dialect::Sqlite, "PRAGMA writable_schema"), GuardError::Pragma(_)));
+        assert!(matches!(
+            refused(Dialect::Sqlite, "PRAGMA query_only(0)"),
+            GuardError::Pragma(_)
+        ));
+        assert!(matches!(
+            refused(Dialect::Sqlite, "PRAGMA user_version = 7"),
+            GuardError::Pragma(_)
+        ));
+        assert!(matches!(
+            refused(Dialect::Sqlite, "PRAGMA writable_schema"),
+            GuardError::Pragma(_)
+        ));
         refused(Dialect::Sqlite, "VACUUM INTO '/tmp/copy.db'");
         refused(Dialect::Sqlite, "VACUUM");
     }
 
     #[test]
     fn mysql_executable_comments_are_refused_but_not_in_strings() {
-        assert_eq!(refused(Dialect::Mysql, "SELECT 1 /*!50000 , SLEEP(1) */"), GuardError::ExecutableComment);
-        assert_eq!(refused(Dialect::Mysql, "SELECT 1; /*!50000 DROP TABLE users */"), GuardError::ExecutableComment);
+        assert_eq!(
+            refused(Dialect::Mysql, "SELECT 1 /*!50000 , SLEEP(1) */"),
+            GuardError::ExecutableComment
+        );
+        assert_eq!(
+            refused(Dialect::Mysql, "SELECT 1; /*!50000 DROP TABLE users */"),
+            GuardError::ExecutableComment
+        );
         allowed(Dialect::Mysql, "SELECT '/*!50000 not a comment */'");
         allowed(Dialect::Mysql, "SELECT 1 /* an ordinary comment */");
     }
@@ -644,7 +757,10 @@ mod tests {
         for dialect in ALL {
             assert_eq!(refused(dialect, ""), GuardError::Empty);
             assert_eq!(refused(dialect, "  -- only a comment\n"), GuardError::Empty);
-            assert!(matches!(refused(dialect, "SELEC 1"), GuardError::Parse { .. }));
+            assert!(matches!(
+                refused(dialect, "SELEC 1"),
+                GuardError::Parse { .. }
+            ));
         }
     }
 

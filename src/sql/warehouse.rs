@@ -184,7 +184,10 @@ impl Warehouse {
                 let message = db.message();
                 ToolError::Upstream {
                     message: if transient {
-                        format!("warehouse '{}' is busy ({message}); try again shortly", self.name())
+                        format!(
+                            "warehouse '{}' is busy ({message}); try again shortly",
+                            self.name()
+                        )
                     } else {
                         format!("warehouse '{}' rejected the query: {message}", self.name())
                     },
@@ -296,7 +299,9 @@ impl<'a> Session<'a> {
             // No rows: the prepared statement still knows its columns.
             None => {
                 let statement = (&mut *self.conn)
-                    .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.canonical().to_owned())))
+                    .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+                        sql.canonical().to_owned(),
+                    )))
                     .await?;
                 statement
                     .columns()

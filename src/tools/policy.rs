@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use super::DynTool;
 use super::context::{CallContext, ProgressSink};
 use super::metrics::ToolMetrics;
 use super::result::{ExecutionMeta, ToolError, ToolOutput, ToolResult};
-use super::DynTool;
 
 /// How calls to one tool are run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -68,7 +68,9 @@ impl Policy {
         Policy {
             timeout_ms: changes.timeout_ms.unwrap_or(self.timeout_ms),
             max_attempts: changes.max_attempts.unwrap_or(self.max_attempts).max(1),
-            backoff_initial_ms: changes.backoff_initial_ms.unwrap_or(self.backoff_initial_ms),
+            backoff_initial_ms: changes
+                .backoff_initial_ms
+                .unwrap_or(self.backoff_initial_ms),
             backoff_max_ms: changes.backoff_max_ms.unwrap_or(self.backoff_max_ms),
             cache_ttl_ms: changes.cache_ttl_ms.unwrap_or(self.cache_ttl_ms),
             cache_max_bytes: changes.cache_max_bytes.unwrap_or(self.cache_max_bytes),
@@ -215,8 +217,10 @@ impl PolicyRunner {
         match &outcome {
             Ok(_) => tracing::info!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),
                 attempts, elapsed_ms = millis(elapsed), "call succeeded"),
-            Err(error) => tracing::info!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),
-                attempts, elapsed_ms = millis(elapsed), kind = error.kind(), "call failed"),
+            Err(error) => {
+                tracing::info!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),
+                attempts, elapsed_ms = millis(elapsed), kind = error.kind(), "call failed")
+            }
         }
         retry_warnings.extend(tool_warnings);
         ToolResult {

@@ -45,7 +45,13 @@ pub enum ToolError {
 impl ToolError {
     /// Whether the retry policy may try again.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ToolError::Upstream { transient: true, .. })
+        matches!(
+            self,
+            ToolError::Upstream {
+                transient: true,
+                ..
+            }
+        )
     }
 
     /// A stable, machine-readable name for the kind of failure.
@@ -53,7 +59,9 @@ impl ToolError {
         match self {
             ToolError::InvalidArguments(_) => "invalid_arguments",
             ToolError::Refused(_) => "refused",
-            ToolError::Upstream { transient: true, .. } => "upstream_transient",
+            ToolError::Upstream {
+                transient: true, ..
+            } => "upstream_transient",
             ToolError::Upstream { .. } => "upstream",
             ToolError::Timeout(_) => "timeout",
             ToolError::Cancelled => "cancelled",

@@ -1,0 +1,10 @@
+//! Integration tests: the real `datamcp` binary, driven over real transports by real clients,
+//! against real databases. Modules are grouped by feature.
+
+mod support;
+
+mod cli;
+mod errors;
+mod garbage;
+mod policies;
+mod stdio;

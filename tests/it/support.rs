@@ -1,0 +1,157 @@
+//! Shared test helpers: the binary, a demo database generated once per run, private copies of
+//! it for tests that change data, and an rmcp client speaking to `datamcp serve` over stdio.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use rmcp::RoleClient;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation,
+    ProtocolVersion,
+};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::{Map, Value};
+use tokio::process::Command;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_datamcp");
+
+/// A client session with a running server.
+pub type Client = RunningService<RoleClient, ClientConfig>;
+
+/// A data folder holding the generated demo database, shared by every test of this run.
+pub fn demo_data_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("datamcp-it-{}", std::process::id()));
+        let status = std::process::Command::new(BIN)
+            .args(["call", "sql_query", r#"{"sql": "SELECT 1"}"#])
+            .env("DATAMCP_DATA_DIR", &dir)
+            .stdout(Stdio::null())
+            .status()
+            .expect("run datamcp call");
+        assert!(status.success(), "generating the demo database failed");
+        dir
+    })
+}
+
+/// The shared demo database file.
+pub fn demo_db() -> PathBuf {
+    demo_data_dir().join("demo-v1.sqlite")
+}
+
+/// A private folder with a copy of the demo database (`shop.db`) and a config serving it as
+/// warehouse `shop`, followed by `extra` TOML.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(demo_db(), dir.path().join("shop.db")).expect("copy demo db");
+        let config = format!(
+            "[warehouses.shop]\nurl = \"sqlite://{}\"\n\n{extra}\n",
+            dir.path().join("shop.db").display()
+        );
+        std::fs::write(dir.path().join("datamcp.toml"), config).expect("write config");
+        Sandbox { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("datamcp.toml")
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("shop.db")
+    }
+}
+
+/// A `datamcp serve` command with the shared data folder.
+pub fn serve_command(config: Option<&Path>) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("serve")
+        .env("DATAMCP_DATA_DIR", demo_data_dir());
+    command.env_remove("DATAMCP_CONFIG");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+}
+
+/// Spawns `datamcp serve` and connects an rmcp client with the `initialize` handshake at
+/// `version`, or with `server/discover` for the stateless 2026-07-28 protocol.
+pub async fn connect_with(config: Option<&Path>, version: ProtocolVersion) -> (Client, u32) {
+    let (transport, _stderr) = TokioChildProcess::builder(serve_command(config))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn datamcp serve");
+    let pid = transport.id().expect("server pid");
+    let info = ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("datamcp-tests", "0"),
+    )
+    .with_protocol_version(version.clone());
+    let lifecycle = if version.has_initialize() {
+        ClientLifecycleMode::Initialize
+    } else {
+        ClientLifecycleMode::Discover {
+            preferred_versions: vec![version],
+        }
+    };
+    let client = info
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("connect to datamcp");
+    (client, pid)
+}
+
+/// Spawns `datamcp serve` and connects with the newest protocol that still has `initialize`.
+pub async fn connect(config: Option<&Path>) -> Client {
+    connect_with(config, ProtocolVersion::V_2025_11_25).await.0
+}
+
+/// Calls a tool with JSON arguments.
+pub async fn call(client: &Client, tool: &str, arguments: Value) -> CallToolResult {
+    let Value::Object(arguments) = arguments else {
+        panic!("arguments must be an object");
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments))
+        .await
+        .expect("tools/call answered")
+}
+
+/// The text of a result's first content block.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// The structured content as an object.
+pub fn structured(result: &CallToolResult) -> Map<String, Value> {
+    match &result.structured_content {
+        Some(Value::Object(map)) => map.clone(),
+        other => panic!(
+            "expected structured content, got {other:?}: {}",
+            text(result)
+        ),
+    }
+}
+
+/// Whether the result is an error.
+pub fn is_error(result: &CallToolResult) -> bool {
+    result.is_error == Some(true)
+}
+
+/// SHA-256-free fingerprint of a file: its bytes.
+pub fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).expect("read file")
+}

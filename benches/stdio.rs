@@ -1,1 +1,282 @@
-fn main() {}
+//! End-to-end benchmark of the release binary over real stdio, plus the SQL guard in process.
+//!
+//! Run with `cargo bench --bench stdio`. It reports: cold start to the `initialize` response;
+//! `tools/call sql_query SELECT 1` round trips (p50, p99) and the server's CPU time per call,
+//! with and without the result cache; a 10,000-row `SELECT * FROM orders` (time and bytes);
+//! the server's peak RSS; and guard throughput per dialect on one core.
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use datamcp::sql::guard::{self, Dialect};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_datamcp");
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    next_id: u64,
+}
+
+impl Server {
+    fn spawn(data_dir: &Path, config: Option<&Path>) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .arg("serve")
+            .env("DATAMCP_DATA_DIR", data_dir)
+            .env("DATAMCP_LOG", "warn");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn datamcp");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Server {
+            child,
+            stdin,
+            stdout,
+            next_id: 1,
+        }
+    }
+
+    /// Sends a request and returns the raw response line.
+    fn request(&mut self, method: &str, params: Value) -> String {
+        let id = self.next_id;
+        self.next_id += 1;
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut line = serde_json::to_vec(&message).expect("encode");
+        line.push(b'\n');
+        self.stdin.write_all(&line).expect("write");
+        self.stdin.flush().expect("flush");
+        let mut response = String::new();
+        loop {
+            response.clear();
+            self.stdout.read_line(&mut response).expect("read");
+            if response.contains(&format!("\"id\":{id}")) {
+                return response;
+            }
+        }
+    }
+
+    fn initialize(&mut self) -> String {
+        let response = self.request(
+            "initialize",
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}),
+        );
+        self.stdin
+            .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
+            .expect("write");
+        response
+    }
+
+    fn call(&mut self, arguments: Value) -> String {
+        self.request(
+            "tools/call",
+            json!({"name": "sql_query", "arguments": arguments}),
+        )
+    }
+
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        let after = &stat[stat.rfind(')').expect("format") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        ticks as f64 / 100.0
+    }
+
+    fn peak_rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn prepare() -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join("datamcp-bench");
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    let status = Command::new(BIN)
+        .args(["call", "sql_query", r#"{"sql":"SELECT 1"}"#])
+        .env("DATAMCP_DATA_DIR", &dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("generate demo");
+    assert!(status.success());
+    let config = dir.join("no-cache.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "demo = true\ndata_dir = \"{}\"\n[tools.sql_query]\ncache_ttl_ms = 0\n",
+            dir.display()
+        ),
+    )
+    .expect("config");
+    (dir, config)
+}
+
+fn cold_start(dir: &Path) {
+    let mut samples = Vec::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        let mut server = Server::spawn(dir, None);
+        server.initialize();
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "cold start to initialize response: median {:.2} ms, min {:.2} ms (30 runs)",
+        micros(percentile(&samples, 0.5)) / 1000.0,
+        micros(samples[0]) / 1000.0
+    );
+}
+
+fn tiny_calls(dir: &Path, config: Option<&Path>, label: &str) -> u64 {
+    let mut server = Server::spawn(dir, config);
+    server.initialize();
+    for _ in 0..500 {
+        server.call(json!({"sql": "SELECT 1"}));
+    }
+    let calls = 10_000;
+    let mut samples = Vec::with_capacity(calls);
+    let cpu_before = server.cpu_seconds();
+    for _ in 0..calls {
+        let started = Instant::now();
+        let response = server.call(json!({"sql": "SELECT 1"}));
+        samples.push(started.elapsed());
+        assert!(response.contains("\"rows\":[[1]]"), "{response}");
+    }
+    let cpu = server.cpu_seconds() - cpu_before;
+    samples.sort();
+    println!(
+        "tools/call sql_query SELECT 1 ({label}): p50 {:.1} µs, p99 {:.1} µs, server CPU {:.1} µs/call ({calls} calls)",
+        micros(percentile(&samples, 0.5)),
+        micros(percentile(&samples, 0.99)),
+        cpu / calls as f64 * 1e6
+    );
+    server.peak_rss_kib()
+}
+
+fn big_result(dir: &Path, config: &Path) -> u64 {
+    let mut server = Server::spawn(dir, Some(config));
+    server.initialize();
+    let arguments = json!({"sql": "SELECT * FROM orders LIMIT 10000", "max_rows": 10000});
+    server.call(arguments.clone());
+    let mut samples = Vec::new();
+    let mut response = String::new();
+    for _ in 0..30 {
+        let started = Instant::now();
+        response = server.call(arguments.clone());
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    let parsed: Value = serde_json::from_str(&response).expect("valid JSON");
+    let structured = serde_json::to_string(&parsed["result"]["structuredContent"]).expect("encode");
+    assert_eq!(parsed["result"]["structuredContent"]["row_count"], 10000);
+    println!(
+        "SELECT * FROM orders LIMIT 10000: median {:.2} ms, p99 {:.2} ms; response {:.0} KB (structuredContent {:.0} KB, text content {:.0} KB)",
+        micros(percentile(&samples, 0.5)) / 1000.0,
+        micros(percentile(&samples, 0.99)) / 1000.0,
+        response.len() as f64 / 1000.0,
+        structured.len() as f64 / 1000.0,
+        parsed["result"]["content"][0]["text"]
+            .as_str()
+            .map_or(0, str::len) as f64
+            / 1000.0,
+    );
+    server.peak_rss_kib()
+}
+
+const ANALYTICS: &[&str] = &[
+    "SELECT 1",
+    "SELECT id, name, email FROM customers WHERE country = 'DE' ORDER BY signup_date DESC LIMIT 20",
+    "SELECT status, count(*) AS n, sum(total) AS revenue FROM orders GROUP BY status ORDER BY revenue DESC",
+    "SELECT c.country, date(o.ordered_at) AS day, sum(o.total) FROM orders o JOIN customers c ON c.id = o.customer_id \
+     WHERE o.ordered_at >= '2024-01-01' AND o.status NOT IN ('cancelled', 'returned') GROUP BY 1, 2 HAVING sum(o.total) > 1000",
+    "WITH monthly AS (SELECT strftime('%Y-%m', ordered_at) AS month, sum(total) AS revenue FROM orders GROUP BY 1) \
+     SELECT month, revenue, revenue - lag(revenue) OVER (ORDER BY month) AS change FROM monthly ORDER BY month",
+    "SELECT p.category, p.name, sum(i.quantity) AS units, rank() OVER (PARTITION BY p.category ORDER BY sum(i.quantity) DESC) AS r \
+     FROM order_items i JOIN products p ON p.id = i.product_id GROUP BY p.category, p.name",
+    "SELECT customer_id FROM orders WHERE total > (SELECT avg(total) FROM orders) \
+     AND customer_id IN (SELECT id FROM customers WHERE segment = 'enterprise') \
+     UNION SELECT customer_id FROM events WHERE event_type = 'checkout'",
+    "SELECT e.event_type, count(DISTINCT e.customer_id), min(e.occurred_at), max(e.occurred_at) FROM events e \
+     LEFT JOIN customers c ON c.id = e.customer_id WHERE c.id IS NULL OR c.marketing_opt_in GROUP BY e.event_type",
+    "SELECT CASE WHEN total < 50 THEN 'small' WHEN total < 500 THEN 'medium' ELSE 'large' END AS bucket, count(*), \
+     avg(coalesce(discount, 0)) FROM orders GROUP BY bucket",
+    "EXPLAIN SELECT * FROM orders WHERE customer_id = 42",
+];
+
+fn guard_throughput() {
+    for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
+        let started = Instant::now();
+        let mut checked = 0u64;
+        while started.elapsed() < Duration::from_secs(2) {
+            for sql in ANALYTICS {
+                let sql = if dialect == Dialect::Postgres {
+                    sql.replace(
+                        "strftime('%Y-%m', ordered_at)",
+                        "to_char(ordered_at, 'YYYY-MM')",
+                    )
+                } else {
+                    (*sql).to_owned()
+                };
+                std::hint::black_box(guard::check(&sql, dialect).expect("allowed"));
+                checked += 1;
+            }
+        }
+        println!(
+            "guard throughput ({}): {:.0} queries/s on one core (mix of {} analytics queries)",
+            dialect.name(),
+            checked as f64 / started.elapsed().as_secs_f64(),
+            ANALYTICS.len()
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let (dir, no_cache) = prepare();
+    cold_start(&dir);
+    let rss_a = tiny_calls(&dir, Some(&no_cache), "cache off");
+    let rss_b = tiny_calls(&dir, None, "cache on, hits");
+    let rss_c = big_result(&dir, &no_cache);
+    println!(
+        "peak RSS: {:.1} MiB (tiny calls), {:.1} MiB (cached calls), {:.1} MiB (10,000-row calls)",
+        rss_a as f64 / 1024.0,
+        rss_b as f64 / 1024.0,
+        rss_c as f64 / 1024.0
+    );
+    guard_throughput();
+}

@@ -76,7 +76,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Serve { .. });
     init_logging(quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One client on stdio sends one message at a time: a single-threaded runtime answers it
+    // without waking other threads, which is most of a small call's cost. Queries run on the
+    // drivers' own threads either way.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -184,8 +184,33 @@ impl Config {
                     path: path.to_owned(),
                     source,
                 })?;
-                Config::parse(&text, &path.display().to_string())
+                let mut config = Config::parse(&text, &path.display().to_string())?;
+                // Relative paths in a config file mean relative to that file, not to wherever
+                // the agent host happened to launch the server.
+                if let Some(base) = path.parent() {
+                    config.resolve_relative_to(base);
+                }
+                Ok(config)
             }
+        }
+    }
+
+    fn resolve_relative_to(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        for warehouse in &mut self.warehouses {
+            if let WarehouseLocation::Sqlite(path) = &mut warehouse.location {
+                resolve(path);
+            }
+        }
+        if let Some(dir) = &mut self.prompts_dir {
+            resolve(dir);
+        }
+        if self.data_dir.is_relative() {
+            self.data_dir = base.join(&self.data_dir);
         }
     }
 
@@ -453,6 +478,25 @@ mod tests {
             config.warehouses[1].location,
             WarehouseLocation::Sqlite("/tmp/a.db".into())
         );
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("datamcp-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "prompts_dir = \"prompts\"\n[warehouses.a]\nurl = \"sqlite:data/a.db\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file)).expect("valid");
+        assert_eq!(
+            config.warehouses[0].location,
+            WarehouseLocation::Sqlite(dir.join("data/a.db"))
+        );
+        assert_eq!(config.prompts_dir, Some(dir.join("prompts")));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

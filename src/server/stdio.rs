@@ -7,6 +7,7 @@
 //! discarded as it streams in, so a runaway client cannot exhaust memory.
 
 use std::borrow::Cow;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{RoleServer, ServiceExt};
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
 use super::DataMcp;
@@ -25,7 +26,7 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Serves `server` on stdin/stdout until the client closes stdin or the process is told to stop.
 pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
-    let transport = LineTransport::new(tokio::io::stdin(), tokio::io::stdout());
+    let transport = LineTransport::new(stdin(), stdout());
     let running = server
         .serve(transport)
         .await
@@ -39,6 +40,31 @@ pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
         }
     }
     Ok(())
+}
+
+/// Stdin, read through the event loop when it is a pipe (as agent hosts launch servers), which
+/// saves a hand-off to a blocking thread on every read; otherwise tokio's blocking stdin.
+fn stdin() -> Box<dyn AsyncRead + Send + Unpin> {
+    let pipe = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(tokio::net::unix::pipe::Receiver::from_owned_fd);
+    match pipe {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdin()),
+    }
+}
+
+/// Stdout, written through the event loop when it is a pipe; otherwise tokio's blocking stdout.
+fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
+    let pipe = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(tokio::net::unix::pipe::Sender::from_owned_fd);
+    match pipe {
+        Ok(pipe) => Box::new(pipe),
+        Err(_) => Box::new(tokio::io::stdout()),
+    }
 }
 
 /// Newline-delimited JSON-RPC over any byte stream pair.

@@ -5,10 +5,8 @@
 //! clients never reach this connection.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use rusqlite::Connection;
 
 /// File name, versioned so a changed generator never meets an old file.
 pub const FILE_NAME: &str = "demo-v1.sqlite";
@@ -76,11 +74,11 @@ CREATE INDEX events_customer ON events(customer_id);
 CREATE INDEX events_occurred_at ON events(occurred_at);
 ";
 
-/// Returns the demo database's path, generating it first if it does not exist yet.
+/// Returns the demo database's path, generating it first if it does not exist yet. Blocking.
 ///
 /// Generation writes a private temporary file and renames it into place, so concurrent first
 /// starts never see a half-written database.
-pub async fn ensure(data_dir: &Path) -> Result<PathBuf, sqlx::Error> {
+pub fn ensure(data_dir: &Path) -> Result<PathBuf, DemoError> {
     let path = data_dir.join(FILE_NAME);
     if path.exists() {
         return Ok(path);
@@ -92,8 +90,7 @@ pub async fn ensure(data_dir: &Path) -> Result<PathBuf, sqlx::Error> {
         fastrand::u64(..)
     ));
     tracing::info!(path = %path.display(), "generating the demo database (first start)");
-    let generated = generate(&temporary).await;
-    if let Err(error) = generated {
+    if let Err(error) = generate(&temporary) {
         let _ = std::fs::remove_file(&temporary);
         return Err(error);
     }
@@ -101,40 +98,52 @@ pub async fn ensure(data_dir: &Path) -> Result<PathBuf, sqlx::Error> {
     Ok(path)
 }
 
-async fn generate(path: &Path) -> Result<(), sqlx::Error> {
-    let options = SqliteConnectOptions::from_str("sqlite:")?
-        .filename(path)
-        .create_if_missing(true)
-        // A private temporary file: durability would only slow the first start down.
-        .pragma("synchronous", "OFF")
-        .pragma("journal_mode", "OFF");
-    let mut conn = SqliteConnection::connect_with(&options).await?;
-    sqlx::raw_sql(SCHEMA).execute(&mut conn).await?;
-    let mut tx = conn.begin().await?;
-    for (table, rows) in dataset() {
-        for chunk in rows.chunks(INSERT_BATCH) {
-            let mut insert = QueryBuilder::<Sqlite>::new(format!("INSERT INTO {table} "));
-            insert.push_values(chunk, |mut values, row| {
-                for cell in row {
-                    match cell.clone() {
-                        Cell::Null => values.push_bind(None::<i64>),
-                        Cell::Int(i) => values.push_bind(i),
-                        Cell::Real(f) => values.push_bind(f),
-                        Cell::Bool(b) => values.push_bind(b),
-                        Cell::Text(t) => values.push_bind(t),
-                    };
-                }
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-    }
-    tx.commit().await?;
-    sqlx::raw_sql("ANALYZE").execute(&mut conn).await?;
-    conn.close().await
+/// Why the demo database could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The data folder is not writable.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// SQLite failed.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
 }
 
-/// Rows per INSERT: few statements, well under SQLite's bound-variable limit.
-const INSERT_BATCH: usize = 500;
+fn generate(path: &Path) -> Result<(), DemoError> {
+    let mut connection = Connection::open(path)?;
+    // A private temporary file: durability would only slow the first start down.
+    connection.pragma_update(None, "journal_mode", "OFF")?;
+    connection.pragma_update(None, "synchronous", "OFF")?;
+    connection.execute_batch(SCHEMA)?;
+    let transaction = connection.transaction()?;
+    for (table, rows) in dataset() {
+        let Some(width) = rows.first().map(Vec::len) else {
+            continue;
+        };
+        let placeholders = vec!["?"; width].join(", ");
+        let mut insert =
+            transaction.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
+        for row in &rows {
+            insert.execute(rusqlite::params_from_iter(row.iter()))?;
+        }
+    }
+    transaction.commit()?;
+    connection.execute_batch("ANALYZE")?;
+    Ok(())
+}
+
+impl rusqlite::ToSql for Cell {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value as Sql};
+        Ok(ToSqlOutput::Owned(match self {
+            Cell::Null => Sql::Null,
+            Cell::Int(i) => Sql::Integer(*i),
+            Cell::Real(f) => Sql::Real(*f),
+            Cell::Bool(b) => Sql::Integer(i64::from(*b)),
+            Cell::Text(t) => Sql::Text(t.clone()),
+        }))
+    }
+}
 
 /// One generated value.
 #[derive(Debug, Clone, PartialEq)]

@@ -185,12 +185,8 @@ fn check_top_level(statement: &Statement, dialect: Dialect) -> Result<(), GuardE
         }
         Statement::Pragma { name, value, is_eq } if dialect == Dialect::Sqlite => {
             let pragma = last_part(name);
-            let reads = match value {
-                None => READ_ONLY_PRAGMAS.contains(&pragma.as_str()),
-                // `PRAGMA table_info('orders')`: the argument names what to report on.
-                Some(_) => !is_eq && LOOKUP_PRAGMAS.contains(&pragma.as_str()),
-            };
-            if reads {
+            // `PRAGMA table_info('orders')` names what to report on; `PRAGMA x = v` sets x.
+            if !is_eq && is_reporting_sqlite_pragma(&pragma, value.is_some()) {
                 Ok(())
             } else {
                 Err(GuardError::Pragma(pragma))
@@ -363,6 +359,24 @@ impl<'a> LineOffsets<'a> {
             .nth(column)
             .map_or(text.len(), |(i, _)| i);
         Some(self.starts.get(line)? + within)
+    }
+}
+
+/// Whether SQLite function `name` is on the deny list; the engine-side authorizer asks this.
+pub fn is_denied_sqlite_function(name: &str) -> bool {
+    denied_functions(Dialect::Sqlite)
+        .iter()
+        .any(|denied| denied.eq_ignore_ascii_case(name))
+}
+
+/// Whether a SQLite PRAGMA only reports: a lookup PRAGMA with its argument, or a reporting
+/// PRAGMA without a value. The engine-side authorizer asks this too.
+pub fn is_reporting_sqlite_pragma(name: &str, has_value: bool) -> bool {
+    let name = name.to_ascii_lowercase();
+    if has_value {
+        LOOKUP_PRAGMAS.contains(&name.as_str())
+    } else {
+        READ_ONLY_PRAGMAS.contains(&name.as_str()) || LOOKUP_PRAGMAS.contains(&name.as_str())
     }
 }
 

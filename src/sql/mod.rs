@@ -8,6 +8,7 @@ pub mod demo;
 pub mod format;
 pub mod guard;
 pub mod query;
+pub mod sqlite;
 pub mod types;
 pub mod warehouse;
 

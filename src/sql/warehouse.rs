@@ -1,30 +1,19 @@
-//! Named warehouses and their read-only sessions.
+//! Named warehouses: which engine each one is, and where it lives.
 //!
 //! Connections are made lazily, so an unreachable warehouse costs nothing until it is used and
-//! fails only the calls that name it. A SQLite warehouse is opened read-only with
-//! `PRAGMA query_only = ON`; each query runs with a progress handler that interrupts SQLite as
-//! soon as the call is cancelled or its deadline passes, and a connection that saw an error,
-//! timeout or cancellation is closed instead of going back to the pool.
+//! fails only the calls that name it. Each engine module keeps its own read-only sessions.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{Column as _, Executor, Row as _, Sqlite, Statement as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
 use super::guard::{Dialect, GuardedSql};
-use super::types::{Column, sqlite_value, storage_class};
+use super::sqlite::{SqlitePool, SqliteSettings};
+use super::types::Column;
 use crate::config::{Config, WarehouseConfig, WarehouseLocation};
 use crate::tools::{CallContext, ToolError};
-
-/// SQLite virtual-machine steps between cancellation checks: small enough to stop within
-/// microseconds, large enough to cost nothing measurable.
-const PROGRESS_CHECK_STEPS: i32 = 10_000;
 
 /// Every configured warehouse, in config order (the first is the default).
 pub struct Warehouses {
@@ -119,15 +108,18 @@ impl Warehouse {
             )));
         }
         let pool = self.pool().await?;
-        let mut session = Session::open(pool, ctx, self).await?;
-        let result = session.read(sql, params, max_rows).await;
-        match result {
-            Ok(rows) => {
-                session.finish().await;
-                ctx.add_records(rows.rows.len() as u64);
-                Ok(rows)
-            }
-            Err(error) => Err(self.explain(error, ctx)),
+        let rows = pool
+            .query(sql, params, max_rows, ctx.cancellation())
+            .await
+            .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?;
+        ctx.add_records(rows.rows.len() as u64);
+        Ok(rows)
+    }
+
+    fn place(&self) -> String {
+        match &self.config.location {
+            WarehouseLocation::Sqlite(path) => path.display().to_string(),
+            WarehouseLocation::Demo => "the demo database".to_owned(),
         }
     }
 
@@ -136,222 +128,29 @@ impl Warehouse {
             .get_or_try_init(|| async {
                 let path = match &self.config.location {
                     WarehouseLocation::Sqlite(path) => path.clone(),
-                    WarehouseLocation::Demo => super::demo::ensure(&self.data_dir)
-                        .await
-                        .map_err(|e| ToolError::Upstream {
-                            message: format!(
-                                "warehouse '{}': the demo database could not be created in {}: {e}. Check that the folder is writable or set DATAMCP_DATA_DIR",
-                                self.name(),
-                                self.data_dir.display()
-                            ),
-                            transient: false,
-                        })?,
+                    WarehouseLocation::Demo => {
+                        let data_dir = self.data_dir.clone();
+                        tokio::task::spawn_blocking(move || super::demo::ensure(&data_dir))
+                            .await
+                            .map_err(|e| ToolError::Internal(e.to_string()))?
+                            .map_err(|e| ToolError::Upstream {
+                                message: format!(
+                                    "warehouse '{}': the demo database could not be created in {}: {e}. Check that the folder is writable or set DATAMCP_DATA_DIR",
+                                    self.name(),
+                                    self.data_dir.display()
+                                ),
+                                transient: false,
+                            })?
+                    }
                 };
-                let options = SqliteConnectOptions::from_str("sqlite:")
-                    .map_err(|e| ToolError::Internal(e.to_string()))?
-                    .filename(&path)
-                    .read_only(true)
-                    .create_if_missing(false)
-                    .busy_timeout(Duration::from_millis(self.config.busy_timeout_ms))
-                    .pragma("query_only", "ON")
-                    .statement_cache_capacity(256);
-                Ok(SqlitePoolOptions::new()
-                    .max_connections(self.config.max_connections)
-                    .acquire_timeout(Duration::from_millis(self.config.connect_timeout_ms))
-                    .idle_timeout(Duration::from_millis(self.config.idle_timeout_ms))
-                    .connect_lazy_with(options))
+                Ok(SqlitePool::new(SqliteSettings {
+                    path,
+                    max_connections: self.config.max_connections,
+                    acquire_timeout: Duration::from_millis(self.config.connect_timeout_ms),
+                    idle_timeout: Duration::from_millis(self.config.idle_timeout_ms),
+                    busy_timeout: Duration::from_millis(self.config.busy_timeout_ms),
+                }))
             })
             .await
-    }
-
-    /// Turns a driver error into a message that names the warehouse and what to check.
-    fn explain(&self, error: sqlx::Error, ctx: &CallContext) -> ToolError {
-        if ctx.cancellation().is_cancelled() {
-            // The progress handler interrupted SQLite; the policy reports timeout or cancel.
-            return ToolError::Cancelled;
-        }
-        let place = match &self.config.location {
-            WarehouseLocation::Sqlite(path) => path.display().to_string(),
-            WarehouseLocation::Demo => "the demo database".to_owned(),
-        };
-        match error {
-            sqlx::Error::Database(db) => {
-                let code = db.code().unwrap_or_default();
-                // SQLITE_BUSY (5) and SQLITE_LOCKED (6), with extended codes: another
-                // connection holds a lock, so trying again shortly may succeed.
-                let primary = code.parse::<i32>().map(|c| c & 0xff).unwrap_or(0);
-                let transient = matches!(primary, 5 | 6);
-                let message = db.message();
-                ToolError::Upstream {
-                    message: if transient {
-                        format!(
-                            "warehouse '{}' is busy ({message}); try again shortly",
-                            self.name()
-                        )
-                    } else {
-                        format!("warehouse '{}' rejected the query: {message}", self.name())
-                    },
-                    transient,
-                }
-            }
-            sqlx::Error::PoolTimedOut => ToolError::Upstream {
-                message: format!(
-                    "warehouse '{}': no connection became free in {} ms; the warehouse is overloaded or max_connections is too low",
-                    self.name(),
-                    self.config.connect_timeout_ms
-                ),
-                transient: true,
-            },
-            sqlx::Error::Io(io) => ToolError::Upstream {
-                message: format!("warehouse '{}': I/O error on {place}: {io}", self.name()),
-                transient: true,
-            },
-            sqlx::Error::ColumnDecode { index, source } => ToolError::Upstream {
-                message: format!(
-                    "warehouse '{}': column {index} could not be read: {source}",
-                    self.name()
-                ),
-                transient: false,
-            },
-            other => ToolError::Upstream {
-                message: format!(
-                    "warehouse '{}' ({place}) failed: {other}. Check that the file exists and is readable",
-                    self.name()
-                ),
-                transient: false,
-            },
-        }
-    }
-}
-
-/// One pooled connection for one query. Unless the query finishes cleanly, the connection is
-/// closed when the session is dropped, so no interrupted or failed state is ever reused.
-struct Session<'a> {
-    conn: PoolConnection<Sqlite>,
-    clean: bool,
-    warehouse: &'a Warehouse,
-}
-
-impl<'a> Session<'a> {
-    async fn open(
-        pool: &SqlitePool,
-        ctx: &CallContext,
-        warehouse: &'a Warehouse,
-    ) -> Result<Session<'a>, ToolError> {
-        let mut conn = pool
-            .acquire()
-            .await
-            .map_err(|e| warehouse.explain(e, ctx))?;
-        let token = ctx.cancellation().clone();
-        conn.lock_handle()
-            .await
-            .map_err(|e| warehouse.explain(e, ctx))?
-            .set_progress_handler(PROGRESS_CHECK_STEPS, move || !token.is_cancelled());
-        Ok(Session {
-            conn,
-            clean: false,
-            warehouse,
-        })
-    }
-
-    async fn read(
-        &mut self,
-        sql: &GuardedSql,
-        params: &[Value],
-        max_rows: usize,
-    ) -> Result<QueryRows, sqlx::Error> {
-        // SQLite runs every `;`-separated statement it is given, so it gets the statement the
-        // guard rendered from the one syntax tree it checked, never the raw text.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.canonical().to_owned()));
-        for param in params {
-            query = bind(query, param);
-        }
-        let mut columns: Option<Vec<Column>> = None;
-        let mut rows = Vec::new();
-        let mut truncated = false;
-        {
-            let mut stream = query.fetch(&mut *self.conn);
-            while let Some(row) = stream.try_next().await? {
-                if rows.len() == max_rows {
-                    truncated = true;
-                    break;
-                }
-                let columns = columns.get_or_insert_with(|| {
-                    row.columns()
-                        .iter()
-                        .map(|c| Column::new(c.name(), c.type_info().name()))
-                        .collect()
-                });
-                let values = (0..columns.len())
-                    .map(|i| sqlite_value(&row, i, &columns[i].r#type))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // Expressions have no declared type: name the storage class of their first value.
-                for (index, (column, value)) in columns.iter_mut().zip(&values).enumerate() {
-                    if column.r#type == "NULL" && !value.is_null() {
-                        column.r#type = storage_class(&row, index)?;
-                    }
-                }
-                rows.push(values);
-            }
-        }
-        let columns = match columns {
-            Some(columns) => columns,
-            // No rows: the prepared statement still knows its columns.
-            None => {
-                let statement = (&mut *self.conn)
-                    .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-                        sql.canonical().to_owned(),
-                    )))
-                    .await?;
-                statement
-                    .columns()
-                    .iter()
-                    .map(|c| Column::new(c.name(), c.type_info().name()))
-                    .collect()
-            }
-        };
-        Ok(QueryRows {
-            columns,
-            rows,
-            truncated,
-        })
-    }
-
-    /// Marks the session clean and removes the progress handler before the connection goes
-    /// back to the pool.
-    async fn finish(mut self) {
-        match self.conn.lock_handle().await {
-            Ok(mut handle) => {
-                handle.remove_progress_handler();
-                self.clean = true;
-            }
-            Err(error) => {
-                tracing::debug!(warehouse = self.warehouse.name(), %error, "could not reset connection");
-            }
-        }
-    }
-}
-
-impl Drop for Session<'_> {
-    fn drop(&mut self) {
-        if !self.clean {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments>;
-
-/// Binds a JSON value with the closest SQLite type; arrays and objects are bound as JSON text.
-fn bind<'q>(query: SqliteQuery<'q>, value: &Value) -> SqliteQuery<'q> {
-    match value {
-        Value::Null => query.bind(None::<i64>),
-        Value::Bool(b) => query.bind(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => query.bind(i),
-            None => query.bind(n.as_f64()),
-        },
-        Value::String(s) => query.bind(s.clone()),
-        other => query.bind(other.to_string()),
     }
 }

@@ -215,7 +215,7 @@ impl PolicyRunner {
         self.metrics
             .record_call(elapsed, outcome.is_err(), timed_out, false);
         match &outcome {
-            Ok(_) => tracing::info!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),
+            Ok(_) => tracing::debug!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),
                 attempts, elapsed_ms = millis(elapsed), "call succeeded"),
             Err(error) => {
                 tracing::info!(tool = %tool.spec().name, execution_id = %ctx.execution_id(),

@@ -15,7 +15,7 @@ use super::metrics::MetricsSnapshot;
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
 use super::result::{ExecutionMeta, ToolError, ToolResult};
 use super::schema::{ArgumentValidator, schema_of};
-use super::{Annotations, DynTool, ExecutionMeta as Meta};
+use super::{Annotations, DynTool};
 
 /// Why a tool could not be registered or called.
 #[derive(Debug, thiserror::Error)]
@@ -269,7 +269,7 @@ impl Registry {
 fn failure(error: ToolError, started: Instant) -> ToolResult {
     ToolResult {
         outcome: Err(error),
-        meta: Meta {
+        meta: ExecutionMeta {
             execution_id: uuid::Uuid::new_v4().simple().to_string(),
             elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
             records: 0,
@@ -356,6 +356,151 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tools::{CallContext, Tool, ToolSpec, typed};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct Args {
+        /// Whether to crash.
+        #[serde(default)]
+        panic: bool,
+    }
+
+    #[derive(Serialize, JsonSchema)]
+    struct Out {
+        ok: bool,
+    }
+
+    struct Fake {
+        name: &'static str,
+        annotations: Annotations,
+    }
+
+    impl Tool for Fake {
+        type Params = Args;
+        type Output = Out;
+
+        fn spec(&self) -> ToolSpec {
+            ToolSpec {
+                name: self.name.to_owned(),
+                title: self.name.to_owned(),
+                description: "a test tool".to_owned(),
+                annotations: self.annotations,
+            }
+        }
+
+        async fn invoke(&self, _ctx: &CallContext, params: &Args) -> Result<Out, ToolError> {
+            assert!(!params.panic, "asked to panic");
+            Ok(Out { ok: true })
+        }
+    }
+
+    const WRITES: Annotations = Annotations {
+        read_only_hint: false,
+        destructive_hint: true,
+        idempotent_hint: false,
+        open_world_hint: false,
+    };
+
+    fn registry(filter: ToolFilter) -> Registry {
+        let registry = Registry::new(filter, Policy::default(), BTreeMap::new());
+        for (name, annotations) in [
+            ("sql_read", Annotations::READ_ONLY),
+            ("sql_write", WRITES),
+            ("kafka_read", Annotations::READ_ONLY),
+        ] {
+            registry
+                .register(typed(Fake { name, annotations }))
+                .expect("registers");
+        }
+        registry
+    }
+
+    fn served(registry: &Registry) -> Vec<String> {
+        registry
+            .list()
+            .iter()
+            .map(|t| t.tool().spec().name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn read_only_mode_hides_tools_that_can_write() {
+        assert_eq!(
+            served(&registry(ToolFilter::default())),
+            ["sql_read", "kafka_read"]
+        );
+        let writable = ToolFilter {
+            read_only: false,
+            ..ToolFilter::default()
+        };
+        assert_eq!(
+            served(&registry(writable)),
+            ["sql_read", "sql_write", "kafka_read"]
+        );
+    }
+
+    #[test]
+    fn enable_and_disable_globs_choose_the_tools() {
+        let filter = ToolFilter {
+            enable: vec!["sql_*".to_owned()],
+            disable: vec!["*_write".to_owned()],
+            read_only: false,
+        };
+        assert_eq!(served(&registry(filter)), ["sql_read"]);
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let registry = registry(ToolFilter::default());
+        let again = registry.register(typed(Fake {
+            name: "sql_read",
+            annotations: Annotations::READ_ONLY,
+        }));
+        assert!(matches!(again, Err(RegistryError::Duplicate(_))));
+    }
+
+    #[test]
+    fn policies_for_unknown_tools_are_refused() {
+        let mut overrides = BTreeMap::new();
+        overrides.insert("sql_reed".to_owned(), PolicyOverride::default());
+        let registry = Registry::new(ToolFilter::default(), Policy::default(), overrides);
+        let error = registry.check_policy_targets().expect_err("typo");
+        assert!(error.to_string().contains("sql_reed"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_tool_becomes_an_internal_error_result() {
+        let registry = registry(ToolFilter::default());
+        let mut args = Map::new();
+        args.insert("panic".to_owned(), Value::Bool(true));
+        let result = registry
+            .call("sql_read", Some(args), &CancellationToken::new(), None)
+            .await
+            .expect("known tool");
+        let error = result.outcome.expect_err("panicked");
+        assert!(matches!(error, ToolError::Internal(_)), "{error}");
+        assert!(error.to_string().contains("asked to panic"), "{error}");
+        let ok = registry
+            .call("sql_read", None, &CancellationToken::new(), None)
+            .await
+            .expect("known tool");
+        assert!(ok.outcome.is_ok(), "the registry keeps working");
+    }
+
+    #[tokio::test]
+    async fn unknown_tools_are_an_error_not_a_result() {
+        let registry = registry(ToolFilter::default());
+        let unknown = registry
+            .call("sql_write", None, &CancellationToken::new(), None)
+            .await;
+        assert!(
+            matches!(unknown, Err(RegistryError::UnknownTool(_))),
+            "hidden tools are unknown"
+        );
+    }
 
     #[test]
     fn globs_match_like_shells_do() {

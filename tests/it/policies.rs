@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use rusqlite::Connection;
 use serde_json::json;
-use sqlx::{Connection, SqliteConnection};
 
 use crate::support::*;
 
@@ -69,15 +69,18 @@ async fn a_timeout_stops_the_query_on_the_database_not_just_the_wait() {
 }
 
 /// Holds an exclusive lock on the database until dropped or released.
-async fn lock(db: &std::path::Path) -> SqliteConnection {
-    let mut conn = SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .expect("open db for locking");
-    sqlx::raw_sql("BEGIN EXCLUSIVE")
-        .execute(&mut conn)
-        .await
-        .expect("lock");
-    conn
+fn lock(db: &std::path::Path) -> Connection {
+    let connection = Connection::open(db).expect("open db for locking");
+    connection.execute_batch("BEGIN EXCLUSIVE").expect("lock");
+    connection
+}
+
+/// Changes the database behind the server's back.
+fn change(db: &std::path::Path, sql: &str) {
+    Connection::open(db)
+        .expect("open db")
+        .execute_batch(sql)
+        .expect("change");
 }
 
 #[tokio::test]
@@ -86,13 +89,10 @@ async fn transient_errors_are_retried_with_backoff_until_they_clear() {
         "busy_timeout_ms = 0\n\n[tools.sql_query]\nmax_attempts = 20\nbackoff_initial_ms = 20\nbackoff_max_ms = 100\ncache_ttl_ms = 0\n",
     );
     let client = connect(Some(&sandbox.config())).await;
-    let mut locker = lock(&sandbox.db()).await;
+    let locker = lock(&sandbox.db());
     let release = async {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        sqlx::raw_sql("ROLLBACK")
-            .execute(&mut locker)
-            .await
-            .expect("unlock");
+        locker.execute_batch("ROLLBACK").expect("unlock");
     };
     let query = call(
         &client,
@@ -122,7 +122,7 @@ async fn without_retries_the_same_lock_fails_the_call_as_transient() {
         "busy_timeout_ms = 0\n\n[tools.sql_query]\nmax_attempts = 1\ncache_ttl_ms = 0\n",
     );
     let client = connect(Some(&sandbox.config())).await;
-    let _locker = lock(&sandbox.db()).await;
+    let _locker = lock(&sandbox.db());
     let result = call(
         &client,
         "sql_query",
@@ -148,13 +148,10 @@ async fn idempotent_results_are_served_from_cache_until_the_arguments_change() {
     let original = structured(&first)["rows"][0][0].clone();
     assert_eq!(structured(&first)["execution"]["cached"], false);
 
-    let mut writer = SqliteConnection::connect(&format!("sqlite://{}", sandbox.db().display()))
-        .await
-        .expect("open db");
-    sqlx::query("UPDATE customers SET email = 'changed@example.com' WHERE id = 1")
-        .execute(&mut writer)
-        .await
-        .expect("update");
+    change(
+        &sandbox.db(),
+        "UPDATE customers SET email = 'changed@example.com' WHERE id = 1",
+    );
 
     let second = call(&client, "sql_query", ask).await;
     assert_eq!(structured(&second)["execution"]["cached"], true);
@@ -181,13 +178,10 @@ async fn a_zero_ttl_turns_the_cache_off() {
     let client = connect(Some(&sandbox.config())).await;
     let ask = json!({"sql": "SELECT email FROM customers WHERE id = 2", "warehouse": "shop"});
     let _ = call(&client, "sql_query", ask.clone()).await;
-    let mut writer = SqliteConnection::connect(&format!("sqlite://{}", sandbox.db().display()))
-        .await
-        .expect("open db");
-    sqlx::query("UPDATE customers SET email = 'fresh@example.com' WHERE id = 2")
-        .execute(&mut writer)
-        .await
-        .expect("update");
+    change(
+        &sandbox.db(),
+        "UPDATE customers SET email = 'fresh@example.com' WHERE id = 2",
+    );
     let again = call(&client, "sql_query", ask).await;
     assert_eq!(structured(&again)["execution"]["cached"], false);
     assert_eq!(structured(&again)["rows"][0][0], "fresh@example.com");

@@ -141,7 +141,7 @@ impl PolicyRunner {
         progress: Option<Arc<dyn ProgressSink>>,
     ) -> ToolResult {
         let started = Instant::now();
-        let execution_id = uuid::Uuid::new_v4().simple().to_string();
+        let execution_id = super::result::new_execution_id();
         let cache_key = self.cache.as_ref().map(|_| tool.cache_key(&args));
 
         if let (Some(cache), Some(key)) = (&self.cache, &cache_key)

@@ -270,7 +270,7 @@ fn failure(error: ToolError, started: Instant) -> ToolResult {
     ToolResult {
         outcome: Err(error),
         meta: ExecutionMeta {
-            execution_id: uuid::Uuid::new_v4().simple().to_string(),
+            execution_id: super::result::new_execution_id(),
             elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
             records: 0,
             cached: false,

@@ -117,6 +117,12 @@ pub struct ExecutionMeta {
     pub warnings: Vec<String>,
 }
 
+/// A fresh execution id: 128 random bits as 32 hex digits. Unique, not secret, so a fast
+/// thread-local generator serves (an OS random call per tool call would cost a syscall).
+pub fn new_execution_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
 /// The outcome of [`crate::tools::Registry::call`].
 #[derive(Debug, Clone)]
 pub struct ToolResult {

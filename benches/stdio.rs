@@ -160,6 +160,26 @@ fn cold_start(dir: &Path) {
     );
 }
 
+/// The protocol's own floor: `ping` does no work, so its CPU is transport, JSON-RPC and rmcp.
+fn ping_floor(dir: &Path) {
+    let mut server = Server::spawn(dir, None);
+    server.initialize();
+    for _ in 0..500 {
+        server.request("ping", json!({}));
+    }
+    let calls = 10_000;
+    let cpu_before = server.cpu_seconds();
+    let started = Instant::now();
+    for _ in 0..calls {
+        server.request("ping", json!({}));
+    }
+    println!(
+        "ping (protocol floor): {:.1} µs per round trip, server CPU {:.1} µs/call ({calls} calls)",
+        micros(started.elapsed()) / calls as f64,
+        (server.cpu_seconds() - cpu_before) / calls as f64 * 1e6
+    );
+}
+
 fn tiny_calls(dir: &Path, config: Option<&Path>, label: &str) -> u64 {
     let mut server = Server::spawn(dir, config);
     server.initialize();
@@ -269,6 +289,7 @@ fn main() {
     }
     let (dir, no_cache) = prepare();
     cold_start(&dir);
+    ping_floor(&dir);
     let rss_a = tiny_calls(&dir, Some(&no_cache), "cache off");
     let rss_b = tiny_calls(&dir, None, "cache on, hits");
     let rss_c = big_result(&dir, &no_cache);

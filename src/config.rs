@@ -500,6 +500,23 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let config = Config::parse(
+            include_str!("../examples/datamcp.toml"),
+            "examples/datamcp.toml",
+        )
+        .expect("the example config parses");
+        assert_eq!(config.warehouses.len(), 1);
+        assert_eq!(
+            config
+                .default_policy
+                .with(&config.tool_policies["sql_query"])
+                .timeout_ms,
+            10_000
+        );
+    }
+
+    #[test]
     fn policies_merge_over_the_defaults() {
         let text = "[policy]\ntimeout_ms = 1000\n[tools.sql_query]\nmax_attempts = 1\n";
         let config = Config::parse(text, "c.toml").expect("valid");

@@ -46,7 +46,8 @@ fn json(columns: &[Column], rows: &[Vec<Value>]) -> String {
 
 fn csv(columns: &[Column], rows: &[Vec<Value>]) -> String {
     let mut out = String::with_capacity(64 * (rows.len() + 1));
-    let header: Vec<Value> = columns
+    let mut cell = String::new();
+    let header = columns
         .iter()
         .map(|c| Value::from(c.name.as_str()))
         .collect();
@@ -55,10 +56,16 @@ fn csv(columns: &[Column], rows: &[Vec<Value>]) -> String {
             if i > 0 {
                 out.push(',');
             }
-            let cell = plain(value);
+            cell.clear();
+            write_plain(&mut cell, value);
             if cell.contains([',', '"', '\n', '\r']) {
                 out.push('"');
-                out.push_str(&cell.replace('"', "\"\""));
+                for c in cell.chars() {
+                    if c == '"' {
+                        out.push('"');
+                    }
+                    out.push(c);
+                }
                 out.push('"');
             } else {
                 out.push_str(&cell);
@@ -71,13 +78,21 @@ fn csv(columns: &[Column], rows: &[Vec<Value>]) -> String {
 
 fn markdown(columns: &[Column], rows: &[Vec<Value>]) -> String {
     let mut out = String::with_capacity(64 * (rows.len() + 2));
-    let cell = |value: &Value| match value {
-        Value::Null => "NULL".to_owned(),
-        other => plain(other).replace('|', "\\|").replace(['\n', '\r'], " "),
+    let mut cell = String::new();
+    let push_cell = |out: &mut String, text: &str| {
+        out.push(' ');
+        for c in text.chars() {
+            match c {
+                '|' => out.push_str("\\|"),
+                '\n' | '\r' => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out.push_str(" |");
     };
     out.push('|');
     for column in columns {
-        let _ = write!(out, " {} |", column.name.replace('|', "\\|"));
+        push_cell(&mut out, &column.name);
     }
     out.push_str("\n|");
     for _ in columns {
@@ -86,18 +101,27 @@ fn markdown(columns: &[Column], rows: &[Vec<Value>]) -> String {
     for row in rows {
         out.push_str("\n|");
         for value in row {
-            let _ = write!(out, " {} |", cell(value));
+            cell.clear();
+            match value {
+                Value::Null => cell.push_str("NULL"),
+                other => write_plain(&mut cell, other),
+            }
+            push_cell(&mut out, &cell);
         }
     }
     out
 }
 
-/// A value as plain text: strings without quotes, NULL as nothing, the rest as JSON.
-fn plain(value: &Value) -> String {
+/// Writes a value as plain text: strings without quotes, NULL as nothing, the rest as JSON.
+fn write_plain(out: &mut String, value: &Value) {
     match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        other => out.push_str(&other.to_string()),
     }
 }
 

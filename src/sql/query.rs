@@ -116,4 +116,16 @@ impl Tool for SqlQuery {
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {
         render(params.format, &output.columns, &output.rows)
     }
+
+    fn structured_content(&self, output: QueryOutput) -> Result<Value, serde_json::Error> {
+        // The rows are JSON already: move them rather than copy 100,000 rows.
+        let rows = output.rows.into_iter().map(Value::Array).collect();
+        let mut map = serde_json::Map::new();
+        map.insert("warehouse".into(), Value::String(output.warehouse));
+        map.insert("columns".into(), serde_json::to_value(output.columns)?);
+        map.insert("rows".into(), Value::Array(rows));
+        map.insert("row_count".into(), Value::from(output.row_count));
+        map.insert("truncated".into(), Value::Bool(output.truncated));
+        Ok(Value::Object(map))
+    }
 }

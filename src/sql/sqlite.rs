@@ -285,13 +285,16 @@ fn to_json(value: ValueRef<'_>, kind: DeclaredKind) -> Value {
         ValueRef::Integer(n) => Value::from(n),
         ValueRef::Real(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
         ValueRef::Text(bytes) => {
-            let text = String::from_utf8_lossy(bytes);
             if kind == DeclaredKind::Json
-                && let Ok(json) = serde_json::from_str::<Value>(&text)
+                && let Ok(json) = serde_json::from_slice::<Value>(bytes)
             {
                 return json;
             }
-            Value::String(text.into_owned())
+            // SQLite does not enforce UTF-8; invalid bytes become U+FFFD rather than an error.
+            match std::str::from_utf8(bytes) {
+                Ok(text) => Value::String(text.to_owned()),
+                Err(_) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            }
         }
         ValueRef::Blob(bytes) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))

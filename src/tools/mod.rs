@@ -93,6 +93,12 @@ pub trait Tool: Send + Sync + 'static {
     fn render_text(&self, _params: &Self::Params, output: &Self::Output) -> String {
         serde_json::to_string(output).unwrap_or_default()
     }
+
+    /// The structured content. Defaults to serializing `output`; a tool whose output already
+    /// holds JSON values can move them instead of copying.
+    fn structured_content(&self, output: Self::Output) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(output)
+    }
 }
 
 /// A tool with its types erased: what the registry holds, and what run-time tools implement.
@@ -159,7 +165,9 @@ impl<T: Tool> DynTool for Typed<T> {
                 .map_err(|e| ToolError::InvalidArguments(format!("arguments do not fit: {e}")))?;
             let output = self.tool.invoke(ctx, &params).await?;
             let text = self.tool.render_text(&params, &output);
-            let structured = serde_json::to_value(&output)
+            let structured = self
+                .tool
+                .structured_content(output)
                 .map_err(|e| ToolError::Internal(format!("result does not serialize: {e}")))?;
             Ok(ToolOutput { structured, text })
         })

@@ -25,6 +25,7 @@ pub type Client = RunningService<RoleClient, ClientConfig>;
 pub fn demo_data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        remove_leftovers();
         let dir = std::env::temp_dir().join(format!("datamcp-it-{}", std::process::id()));
         let status = std::process::Command::new(BIN)
             .args(["call", "sql_query", r#"{"sql": "SELECT 1"}"#])
@@ -35,6 +36,21 @@ pub fn demo_data_dir() -> &'static Path {
         assert!(status.success(), "generating the demo database failed");
         dir
     })
+}
+
+/// Removes the data folders of earlier test runs whose process is gone.
+fn remove_leftovers() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix("datamcp-it-")
+            && !Path::new("/proc").join(pid).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The shared demo database file.

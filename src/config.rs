@@ -85,7 +85,8 @@ pub struct ConfigFile {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WarehouseFile {
-    /// Connection URL, e.g. `sqlite:///var/data/shop.db`. `${ENV}` is expanded.
+    /// Connection URL, e.g. `sqlite:///var/data/shop.db` or `postgres://reader:${PGPASSWORD}@db:5432/shop`.
+    /// `${ENV}` is expanded.
     #[schemars(with = "String")]
     pub url: toml::Spanned<String>,
     /// What the data is about, shown to the model.
@@ -99,6 +100,9 @@ pub struct WarehouseFile {
     /// SQLite: how long to wait on a locked database before failing with a transient error,
     /// in milliseconds (default 1000).
     pub busy_timeout_ms: Option<u64>,
+    /// Server-side cap on one statement, in milliseconds (default 30000); the tool's deadline
+    /// lowers it further.
+    pub statement_timeout_ms: Option<u64>,
 }
 
 /// A validated configuration.
@@ -125,6 +129,41 @@ pub enum WarehouseLocation {
     Sqlite(PathBuf),
     /// The embedded demo database, generated into the data folder on first use.
     Demo,
+    /// A PostgreSQL server.
+    Postgres(ConnectionUrl),
+}
+
+/// A database URL. It may hold a password, so `Debug` shows it with the password masked.
+#[derive(Clone, PartialEq)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    /// The full URL, password included: for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // scheme://user:secret@host → scheme://user:***@host
+        let masked = match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(start), Some(at)) if at > start => {
+                let credentials = &self.0[start + 3..at];
+                match credentials.find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &self.0[..start + 3],
+                        &credentials[..colon],
+                        &self.0[at..]
+                    ),
+                    None => self.0.clone(),
+                }
+            }
+            _ => self.0.clone(),
+        };
+        f.write_str(&masked)
+    }
 }
 
 /// One validated warehouse.
@@ -144,6 +183,8 @@ pub struct WarehouseConfig {
     pub idle_timeout_ms: u64,
     /// SQLite lock wait before a transient failure.
     pub busy_timeout_ms: u64,
+    /// Server-side cap on one statement.
+    pub statement_timeout_ms: u64,
 }
 
 impl WarehouseConfig {
@@ -158,6 +199,7 @@ impl WarehouseConfig {
             connect_timeout_ms: 5_000,
             idle_timeout_ms: 300_000,
             busy_timeout_ms: 1_000,
+            statement_timeout_ms: 30_000,
         }
     }
 }
@@ -247,7 +289,7 @@ impl Config {
                     line,
                     key.clone(),
                     m,
-                    "use sqlite:///absolute/path.db or sqlite:relative/path.db",
+                    "use sqlite:///absolute/path.db, sqlite:relative/path.db or postgres://user@host:5432/database",
                 )
             })?;
             if raw.max_connections == Some(0) {
@@ -266,6 +308,7 @@ impl Config {
                 connect_timeout_ms: raw.connect_timeout_ms.unwrap_or(5_000),
                 idle_timeout_ms: raw.idle_timeout_ms.unwrap_or(300_000),
                 busy_timeout_ms: raw.busy_timeout_ms.unwrap_or(1_000),
+                statement_timeout_ms: raw.statement_timeout_ms.unwrap_or(30_000),
             });
         }
         // The default warehouse comes first.
@@ -361,8 +404,9 @@ fn parse_location(url: &str) -> Result<WarehouseLocation, String> {
     }
     let scheme = url.split(':').next().unwrap_or(url);
     match scheme {
-        "postgres" | "postgresql" | "mysql" | "mariadb" => Err(format!(
-            "{scheme} warehouses are not supported by this build yet; only sqlite is"
+        "postgres" | "postgresql" => Ok(WarehouseLocation::Postgres(ConnectionUrl(url.to_owned()))),
+        "mysql" | "mariadb" => Err(format!(
+            "{scheme} warehouses are not supported by this build yet; sqlite and postgres are"
         )),
         _ => Err(format!("unknown URL scheme '{scheme}'")),
     }
@@ -497,6 +541,18 @@ mod tests {
         );
         assert_eq!(config.prompts_dir, Some(dir.join("prompts")));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let config = Config::parse(
+            "[warehouses.pg]\nurl = \"postgres://reader:s3cret@db:5432/shop\"\n",
+            "c.toml",
+        )
+        .expect("valid");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("reader:***@db"), "{shown}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ pub struct GuardedSql {
     text: String,
     canonical: String,
     dialect: Dialect,
+    is_query: bool,
 }
 
 impl GuardedSql {
@@ -132,6 +133,11 @@ impl GuardedSql {
     /// The dialect it was checked for.
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Whether it is a plain query (not EXPLAIN or a PRAGMA), so it can be wrapped in a cursor.
+    pub fn is_query(&self) -> bool {
+        self.is_query
     }
 }
 
@@ -163,6 +169,7 @@ pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
         text: sql.to_owned(),
         canonical: statement.to_string(),
         dialect,
+        is_query: matches!(statement, Statement::Query(_)),
     })
 }
 

@@ -7,6 +7,8 @@
 pub mod demo;
 pub mod format;
 pub mod guard;
+pub mod pg_values;
+pub mod postgres;
 pub mod query;
 pub mod sqlite;
 pub mod types;
@@ -15,10 +17,10 @@ pub mod warehouse;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::tools::{DynTool, typed};
+use crate::tools::{BuiltTools, typed};
 
 /// The SQL tool kind: one warehouse set shared by all `sql_*` tools.
-pub fn tools(config: &Config) -> Vec<Arc<dyn DynTool>> {
-    let warehouses = Arc::new(warehouse::Warehouses::new(config));
-    vec![typed(query::SqlQuery::new(warehouses))]
+pub fn tools(config: &Config) -> BuiltTools {
+    let warehouses = Arc::new(warehouse::Warehouses::new(config)?);
+    Ok(vec![typed(query::SqlQuery::new(warehouses))])
 }

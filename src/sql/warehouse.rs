@@ -1,7 +1,8 @@
 //! Named warehouses: which engine each one is, and where it lives.
 //!
 //! Connections are made lazily, so an unreachable warehouse costs nothing until it is used and
-//! fails only the calls that name it. Each engine module keeps its own read-only sessions.
+//! fails only the calls that name it; when it comes back, calls work again. Each engine module
+//! keeps its own read-only sessions.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::guard::{Dialect, GuardedSql};
+use super::postgres::{PostgresEngine, PostgresSettings};
 use super::sqlite::{SqlitePool, SqliteSettings};
 use super::types::Column;
 use crate::config::{Config, WarehouseConfig, WarehouseLocation};
@@ -21,15 +23,14 @@ pub struct Warehouses {
 }
 
 impl Warehouses {
-    /// Warehouses for `config`; nothing is opened yet.
-    pub fn new(config: &Config) -> Self {
-        Warehouses {
-            list: config
-                .warehouses
-                .iter()
-                .map(|w| Warehouse::new(w.clone(), config.data_dir.clone()))
-                .collect(),
-        }
+    /// Warehouses for `config`; nothing is opened yet. Fails on an unusable connection URL.
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let list = config
+            .warehouses
+            .iter()
+            .map(|w| Warehouse::new(w.clone(), config.data_dir.clone()))
+            .collect::<Result<_, _>>()?;
+        Ok(Warehouses { list })
     }
 
     /// The named warehouse, or the default one when `name` is `None`.
@@ -53,11 +54,19 @@ impl Warehouses {
     }
 }
 
-/// One warehouse: its config and a lazily opened connection pool.
+/// One warehouse: its config and its engine.
 pub struct Warehouse {
     config: WarehouseConfig,
-    data_dir: PathBuf,
-    pool: OnceCell<SqlitePool>,
+    engine: Engine,
+}
+
+enum Engine {
+    /// Opened on first use (the demo database is generated then).
+    Sqlite {
+        data_dir: PathBuf,
+        pool: OnceCell<SqlitePool>,
+    },
+    Postgres(PostgresEngine),
 }
 
 /// Rows read by a query, in order, with the columns they share.
@@ -72,12 +81,24 @@ pub struct QueryRows {
 }
 
 impl Warehouse {
-    fn new(config: WarehouseConfig, data_dir: PathBuf) -> Self {
-        Warehouse {
-            config,
-            data_dir,
-            pool: OnceCell::new(),
-        }
+    fn new(config: WarehouseConfig, data_dir: PathBuf) -> Result<Self, String> {
+        let engine = match &config.location {
+            WarehouseLocation::Sqlite(_) | WarehouseLocation::Demo => Engine::Sqlite {
+                data_dir,
+                pool: OnceCell::new(),
+            },
+            WarehouseLocation::Postgres(url) => Engine::Postgres(
+                PostgresEngine::new(&PostgresSettings {
+                    url: url.expose().to_owned(),
+                    max_connections: config.max_connections,
+                    acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
+                    idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                    statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+                })
+                .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
+            ),
+        };
+        Ok(Warehouse { config, engine })
     }
 
     /// The warehouse's name.
@@ -87,7 +108,10 @@ impl Warehouse {
 
     /// The SQL dialect its queries are checked against.
     pub fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+        match self.engine {
+            Engine::Sqlite { .. } => Dialect::Sqlite,
+            Engine::Postgres(_) => Dialect::Postgres,
+        }
     }
 
     /// Runs a guarded query, reading at most `max_rows` rows; reading stops there, so a huge
@@ -107,50 +131,63 @@ impl Warehouse {
                 self.name()
             )));
         }
-        let pool = self.pool().await?;
-        let rows = pool
-            .query(sql, params, max_rows, ctx.cancellation())
-            .await
-            .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?;
+        let cancel = ctx.cancellation();
+        let rows = match &self.engine {
+            Engine::Sqlite { .. } => self
+                .sqlite()
+                .await?
+                .query(sql, params, max_rows, cancel)
+                .await
+                .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?,
+            Engine::Postgres(engine) => engine
+                .query(sql, params, max_rows, ctx.remaining(), cancel)
+                .await
+                .map_err(|e| {
+                    super::postgres::explain(e, self.name(), engine.place(), cancel.is_cancelled())
+                })?,
+        };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)
     }
 
     fn place(&self) -> String {
-        match &self.config.location {
-            WarehouseLocation::Sqlite(path) => path.display().to_string(),
-            WarehouseLocation::Demo => "the demo database".to_owned(),
+        match (&self.config.location, &self.engine) {
+            (_, Engine::Postgres(engine)) => engine.place().to_owned(),
+            (WarehouseLocation::Sqlite(path), _) => path.display().to_string(),
+            _ => "the demo database".to_owned(),
         }
     }
 
-    async fn pool(&self) -> Result<&SqlitePool, ToolError> {
-        self.pool
-            .get_or_try_init(|| async {
-                let path = match &self.config.location {
-                    WarehouseLocation::Sqlite(path) => path.clone(),
-                    WarehouseLocation::Demo => {
-                        let data_dir = self.data_dir.clone();
-                        tokio::task::spawn_blocking(move || super::demo::ensure(&data_dir))
-                            .await
-                            .map_err(|e| ToolError::Internal(e.to_string()))?
-                            .map_err(|e| ToolError::Upstream {
-                                message: format!(
-                                    "warehouse '{}': the demo database could not be created in {}: {e}. Check that the folder is writable or set DATAMCP_DATA_DIR",
-                                    self.name(),
-                                    self.data_dir.display()
-                                ),
-                                transient: false,
-                            })?
-                    }
-                };
-                Ok(SqlitePool::new(SqliteSettings {
-                    path,
-                    max_connections: self.config.max_connections,
-                    acquire_timeout: Duration::from_millis(self.config.connect_timeout_ms),
-                    idle_timeout: Duration::from_millis(self.config.idle_timeout_ms),
-                    busy_timeout: Duration::from_millis(self.config.busy_timeout_ms),
-                }))
-            })
-            .await
+    async fn sqlite(&self) -> Result<&SqlitePool, ToolError> {
+        let Engine::Sqlite { data_dir, pool } = &self.engine else {
+            return Err(ToolError::Internal("not a SQLite warehouse".to_owned()));
+        };
+        pool.get_or_try_init(|| async {
+            let path = match &self.config.location {
+                WarehouseLocation::Sqlite(path) => path.clone(),
+                _ => {
+                    let dir = data_dir.clone();
+                    tokio::task::spawn_blocking(move || super::demo::ensure(&dir))
+                        .await
+                        .map_err(|e| ToolError::Internal(e.to_string()))?
+                        .map_err(|e| ToolError::Upstream {
+                            message: format!(
+                                "warehouse '{}': the demo database could not be created in {}: {e}. Check that the folder is writable or set DATAMCP_DATA_DIR",
+                                self.name(),
+                                data_dir.display()
+                            ),
+                            transient: false,
+                        })?
+                }
+            };
+            Ok(SqlitePool::new(SqliteSettings {
+                path,
+                max_connections: self.config.max_connections,
+                acquire_timeout: Duration::from_millis(self.config.connect_timeout_ms),
+                idle_timeout: Duration::from_millis(self.config.idle_timeout_ms),
+                busy_timeout: Duration::from_millis(self.config.busy_timeout_ms),
+            }))
+        })
+        .await
     }
 }

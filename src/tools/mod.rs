@@ -122,6 +122,10 @@ pub trait DynTool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
+/// What a tool kind builds from the config: its tools, or what in the config makes them
+/// unusable.
+pub type BuiltTools = Result<Vec<Arc<dyn DynTool>>, String>;
+
 /// Erases a typed [`Tool`] into a [`DynTool`], generating its schemas once.
 pub fn typed<T: Tool>(tool: T) -> Arc<dyn DynTool> {
     let spec = tool.spec();

@@ -7,4 +7,5 @@ mod cli;
 mod errors;
 mod garbage;
 mod policies;
+mod postgres;
 mod stdio;

@@ -101,8 +101,14 @@ pub fn serve_command(config: Option<&Path>) -> Command {
 /// Spawns `datamcp serve` and connects an rmcp client with the `initialize` handshake at
 /// `version`, or with `server/discover` for the stateless 2026-07-28 protocol.
 pub async fn connect_with(config: Option<&Path>, version: ProtocolVersion) -> (Client, u32) {
+    // DATAMCP_TEST_LOGS=1 shows the servers' logs, for debugging a failing test.
+    let logs = if std::env::var_os("DATAMCP_TEST_LOGS").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    };
     let (transport, _stderr) = TokioChildProcess::builder(serve_command(config))
-        .stderr(Stdio::null())
+        .stderr(logs)
         .spawn()
         .expect("spawn datamcp serve");
     let pid = transport.id().expect("server pid");
@@ -170,4 +176,69 @@ pub fn is_error(result: &CallToolResult) -> bool {
 /// SHA-256-free fingerprint of a file: its bytes.
 pub fn file_bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).expect("read file")
+}
+
+/// A TCP forwarder on loopback that can be switched off (dropping every connection) and on,
+/// to play a database that goes down and comes back.
+pub struct Proxy {
+    address: String,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Proxy {
+    pub async fn start(target: &'static str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (up_flag, generation_counter) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up_flag.load(Ordering::SeqCst) {
+                    continue; // refused: the connection is dropped at once
+                }
+                let born = generation_counter.load(Ordering::SeqCst);
+                let counter = generation_counter.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut inbound, &mut outbound);
+                    let cut = async {
+                        while counter.load(Ordering::SeqCst) == born {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = copy => {}
+                        _ = cut => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            address,
+            up,
+            generation,
+        }
+    }
+
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Down: new connections are dropped and open ones cut. Up: traffic flows again.
+    pub async fn set_up(&self, up: bool) {
+        use std::sync::atomic::Ordering;
+        self.up.store(up, Ordering::SeqCst);
+        if !up {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            // The forwarders notice within 20 ms.
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+    }
 }

@@ -1,0 +1,321 @@
+//! PostgreSQL warehouses: read-only sessions, a server-side timeout, and queries that really stop.
+//!
+//! Every session is opened with `default_transaction_read_only = on`; every query runs inside
+//! `BEGIN READ ONLY … ROLLBACK` with a transaction-local `statement_timeout`, through the extended
+//! protocol (which accepts exactly one statement). Rows are read through a cursor, so a capped
+//! read fetches `max_rows + 1` rows instead of streaming the whole result. When the call is
+//! cancelled or its deadline passes, a watcher asks the server to cancel the backend's query, and
+//! the connection is closed rather than returned to the pool.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _};
+use tokio_util::sync::CancellationToken;
+
+use super::guard::GuardedSql;
+use super::types::Column;
+use super::warehouse::QueryRows;
+use crate::tools::ToolError;
+
+/// How a PostgreSQL warehouse connects.
+#[derive(Debug, Clone)]
+pub struct PostgresSettings {
+    /// Connection URL (may hold a password: never log it).
+    pub url: String,
+    /// Largest number of open connections.
+    pub max_connections: u32,
+    /// Longest wait for a connection, including connecting.
+    pub acquire_timeout: Duration,
+    /// Idle connections older than this are closed.
+    pub idle_timeout: Duration,
+    /// Upper bound of `statement_timeout` for one query.
+    pub statement_timeout: Duration,
+}
+
+/// A lazily connecting pool of read-only sessions.
+pub struct PostgresEngine {
+    pool: PgPool,
+    place: String,
+    statement_timeout: Duration,
+}
+
+impl PostgresEngine {
+    /// Parses the URL and prepares the pool; nothing connects yet.
+    pub fn new(settings: &PostgresSettings) -> Result<Self, String> {
+        let mut options = PgConnectOptions::from_str(&settings.url)
+            .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?
+            // The session itself refuses writes, even outside our explicit transaction.
+            .options([("default_transaction_read_only", "on")]);
+        // sqlx logs slow statements with their text; SQL must not reach the logs.
+        options = sqlx::ConnectOptions::disable_statement_logging(options);
+        if options.get_application_name().is_none() {
+            // Lets DBAs find our sessions in pg_stat_activity; a URL may name its own.
+            options = options.application_name("datamcp");
+        }
+        let place = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or(options.get_username())
+        );
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            // A dead connection fails its query with a transient error and is closed; the
+            // retry policy then gets a fresh one. A ping on every acquire would cost a round trip.
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(PostgresEngine {
+            pool,
+            place,
+            statement_timeout: settings.statement_timeout,
+        })
+    }
+
+    /// `host:port/database`, for messages.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Runs a guarded query, reading at most `max_rows` rows.
+    pub async fn query(
+        &self,
+        sql: &GuardedSql,
+        params: &[Value],
+        max_rows: usize,
+        remaining: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<QueryRows, sqlx::Error> {
+        let conn = self.pool.acquire().await?;
+        let mut session = Session { conn, clean: false };
+        let conn = &mut *session.conn;
+
+        sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
+        let timeout = remaining.min(self.statement_timeout).as_millis().max(1);
+        let pid: i32 =
+            sqlx::query("SELECT pg_backend_pid(), set_config('statement_timeout', $1, true)")
+                .bind(format!("{timeout}ms"))
+                .fetch_one(&mut *conn)
+                .await?
+                .try_get(0)?;
+
+        // Should the call be cancelled or time out while the server works, cancel the backend's
+        // query from another connection: dropping ours alone would leave it running.
+        let finished = CancellationToken::new();
+        let watcher = {
+            let (cancel, finished, pool) = (cancel.clone(), finished.clone(), self.pool.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = finished.cancelled() => false,
+                    _ = cancel.cancelled() => {
+                        cancel_backend(&pool, pid).await;
+                        true
+                    }
+                }
+            })
+        };
+
+        let rows = read(conn, sql, params, max_rows).await;
+        finished.cancel();
+        // A cancel request already under way could hit the next query on this connection, so
+        // a connection whose watcher fired is never reused.
+        let fired = watcher.await.unwrap_or(true);
+        let rows = rows?;
+        if fired {
+            return Err(sqlx::Error::Protocol("the query was cancelled".into()));
+        }
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        session.clean = true;
+        Ok(rows)
+    }
+}
+
+async fn cancel_backend(pool: &PgPool, pid: i32) {
+    // A fresh connection, not one from the pool, which may be exhausted.
+    let connect = pool.connect_options();
+    let result = async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect_with(&connect).await?;
+        sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::debug!(pid, "cancelled the query of an abandoned call"),
+        Err(error) => tracing::warn!(pid, %error, "could not cancel an abandoned query"),
+    }
+}
+
+/// A pooled connection that is closed, not reused, unless its query finished cleanly.
+struct Session {
+    conn: PoolConnection<Postgres>,
+    clean: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.clean {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+async fn read(
+    conn: &mut sqlx::PgConnection,
+    sql: &GuardedSql,
+    params: &[Value],
+    max_rows: usize,
+) -> Result<QueryRows, sqlx::Error> {
+    let is_query = sql.is_query();
+    // A cursor bounds what the server sends; EXPLAIN cannot be declared as one, and is small.
+    let statement = if is_query {
+        format!("DECLARE datamcp_rows NO SCROLL CURSOR FOR {}", sql.text())
+    } else {
+        sql.text().to_owned()
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    for param in params {
+        query = bind(query, param);
+    }
+    let rows: Vec<PgRow> = if is_query {
+        query.execute(&mut *conn).await?;
+        let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
+        sqlx::query(sqlx::AssertSqlSafe(fetch))
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        query.fetch_all(&mut *conn).await?
+    };
+    let columns: Vec<Column> = match rows.first() {
+        Some(row) => row
+            .columns()
+            .iter()
+            .map(|c| Column::new(c.name(), c.type_info().name()))
+            .collect(),
+        None if is_query => describe_cursor(conn).await?,
+        None => Vec::new(),
+    };
+    let truncated = rows.len() > max_rows;
+    let values = rows
+        .iter()
+        .take(max_rows)
+        .map(|row| {
+            (0..columns.len())
+                .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(QueryRows {
+        columns,
+        rows: values,
+        truncated,
+    })
+}
+
+/// The columns of an empty result, from the cursor's portal description.
+async fn describe_cursor(conn: &mut sqlx::PgConnection) -> Result<Vec<Column>, sqlx::Error> {
+    use sqlx::Executor as _;
+    let statement = conn
+        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+            "FETCH FORWARD 0 FROM datamcp_rows".to_owned(),
+        )))
+        .await?;
+    use sqlx::Statement as _;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| Column::new(c.name(), c.type_info().name()))
+        .collect())
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+/// Binds a JSON value with the closest PostgreSQL type; arrays and objects are bound as JSON.
+fn bind<'q>(query: PgQuery<'q>, value: &Value) -> PgQuery<'q> {
+    match value {
+        Value::Null => query.bind(None::<String>),
+        Value::Bool(b) => query.bind(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => query.bind(i),
+            None => query.bind(n.as_f64()),
+        },
+        Value::String(s) => query.bind(s.clone()),
+        other => query.bind(other.to_string()),
+    }
+}
+
+/// Sorts a driver error into a tool error for warehouse `name` at `place`.
+pub fn explain(error: sqlx::Error, name: &str, place: &str, cancelled: bool) -> ToolError {
+    if cancelled {
+        return ToolError::Cancelled;
+    }
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default().into_owned();
+            let message = db.message().to_owned();
+            match code.as_str() {
+                // read_only_sql_transaction, insufficient_privilege
+                "25006" | "42501" => ToolError::Refused(format!(
+                    "warehouse '{name}' refused it ({message}); only reading is allowed"
+                )),
+                // query_canceled (statement_timeout)
+                "57014" => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' stopped the query at its statement timeout ({message}); narrow the query"
+                    ),
+                    transient: false,
+                },
+                // serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now
+                "40001" | "40P01" | "57P01" | "57P02" | "57P03" => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' could not run the query now ({message}); try again"
+                    ),
+                    transient: true,
+                },
+                _ if code.starts_with("08") => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' ({place}): connection failure ({message})"
+                    ),
+                    transient: true,
+                },
+                _ => ToolError::Upstream {
+                    message: format!("warehouse '{name}' rejected the query: {message}"),
+                    transient: false,
+                },
+            }
+        }
+        sqlx::Error::PoolTimedOut => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
+            ),
+            transient: true,
+        },
+        sqlx::Error::Io(io) => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable: {io}. Check that the server runs and that host and port are right"
+            ),
+            transient: true,
+        },
+        sqlx::Error::Tls(e) => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}): TLS failed: {e}"),
+            transient: false,
+        },
+        sqlx::Error::Protocol(e) => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}): protocol error: {e}"),
+            transient: true,
+        },
+        other => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}) failed: {other}"),
+            transient: false,
+        },
+    }
+}

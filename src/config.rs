@@ -131,6 +131,8 @@ pub enum WarehouseLocation {
     Demo,
     /// A PostgreSQL server.
     Postgres(ConnectionUrl),
+    /// A MySQL or MariaDB server.
+    Mysql(ConnectionUrl),
 }
 
 /// A database URL. It may hold a password, so `Debug` shows it with the password masked.
@@ -289,7 +291,7 @@ impl Config {
                     line,
                     key.clone(),
                     m,
-                    "use sqlite:///absolute/path.db, sqlite:relative/path.db or postgres://user@host:5432/database",
+                    "use sqlite:///absolute/path.db, sqlite:relative/path.db, postgres://user@host:5432/database or mysql://user@host:3306/database",
                 )
             })?;
             if raw.max_connections == Some(0) {
@@ -405,9 +407,7 @@ fn parse_location(url: &str) -> Result<WarehouseLocation, String> {
     let scheme = url.split(':').next().unwrap_or(url);
     match scheme {
         "postgres" | "postgresql" => Ok(WarehouseLocation::Postgres(ConnectionUrl(url.to_owned()))),
-        "mysql" | "mariadb" => Err(format!(
-            "{scheme} warehouses are not supported by this build yet; sqlite and postgres are"
-        )),
+        "mysql" | "mariadb" => Ok(WarehouseLocation::Mysql(ConnectionUrl(url.to_owned()))),
         _ => Err(format!("unknown URL scheme '{scheme}'")),
     }
 }

@@ -7,6 +7,7 @@
 pub mod demo;
 pub mod format;
 pub mod guard;
+pub mod mysql;
 pub mod pg_values;
 pub mod postgres;
 pub mod query;

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::guard::{Dialect, GuardedSql};
+use super::mysql::{MysqlEngine, MysqlSettings};
 use super::postgres::{PostgresEngine, PostgresSettings};
 use super::sqlite::{SqlitePool, SqliteSettings};
 use super::types::Column;
@@ -67,6 +68,7 @@ enum Engine {
         pool: OnceCell<SqlitePool>,
     },
     Postgres(PostgresEngine),
+    Mysql(MysqlEngine),
 }
 
 /// Rows read by a query, in order, with the columns they share.
@@ -97,6 +99,16 @@ impl Warehouse {
                 })
                 .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
             ),
+            WarehouseLocation::Mysql(url) => Engine::Mysql(
+                MysqlEngine::new(&MysqlSettings {
+                    url: url.expose().to_owned(),
+                    max_connections: config.max_connections,
+                    acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
+                    idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+                    statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+                })
+                .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
+            ),
         };
         Ok(Warehouse { config, engine })
     }
@@ -111,6 +123,7 @@ impl Warehouse {
         match self.engine {
             Engine::Sqlite { .. } => Dialect::Sqlite,
             Engine::Postgres(_) => Dialect::Postgres,
+            Engine::Mysql(_) => Dialect::Mysql,
         }
     }
 
@@ -145,6 +158,12 @@ impl Warehouse {
                 .map_err(|e| {
                     super::postgres::explain(e, self.name(), engine.place(), cancel.is_cancelled())
                 })?,
+            Engine::Mysql(engine) => engine
+                .query(sql, params, max_rows, ctx.remaining(), cancel)
+                .await
+                .map_err(|e| {
+                    super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())
+                })?,
         };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)
@@ -153,6 +172,7 @@ impl Warehouse {
     fn place(&self) -> String {
         match (&self.config.location, &self.engine) {
             (_, Engine::Postgres(engine)) => engine.place().to_owned(),
+            (_, Engine::Mysql(engine)) => engine.place().to_owned(),
             (WarehouseLocation::Sqlite(path), _) => path.display().to_string(),
             _ => "the demo database".to_owned(),
         }

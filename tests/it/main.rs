@@ -6,6 +6,7 @@ mod support;
 mod cli;
 mod errors;
 mod garbage;
+mod mysql;
 mod policies;
 mod postgres;
 mod stdio;

@@ -1,0 +1,461 @@
+//! MySQL and MariaDB warehouses: read-only transactions, a server-side time limit, and queries
+//! that really stop.
+//!
+//! Every query runs in `START TRANSACTION READ ONLY … ROLLBACK` with the server's statement time
+//! limit set for the session (`max_statement_time` on MariaDB, `max_execution_time` on MySQL),
+//! through prepared statements (one statement only). When the call is cancelled or its deadline
+//! passes, a watcher runs `KILL QUERY` for the connection from another connection. A connection
+//! whose read was cut short (truncation, error, cancellation) is closed rather than drained.
+//!
+//! Know the holes this layer leaves, which the guard covers: MariaDB's read-only transaction does
+//! not stop DDL, DCL or `COMMIT` (they commit implicitly), and `SELECT … INTO OUTFILE` writes files
+//! when `secure_file_priv` is unset.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures::TryStreamExt;
+use serde_json::Value;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Column as _, MySql, Row as _, TypeInfo as _, ValueRef as _};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
+
+use super::guard::GuardedSql;
+use super::types::Column;
+use super::warehouse::QueryRows;
+
+/// How a MySQL or MariaDB warehouse connects.
+#[derive(Debug, Clone)]
+pub struct MysqlSettings {
+    /// Connection URL (may hold a password: never log it).
+    pub url: String,
+    /// Largest number of open connections.
+    pub max_connections: u32,
+    /// Longest wait for a connection, including connecting.
+    pub acquire_timeout: Duration,
+    /// Idle connections older than this are closed.
+    pub idle_timeout: Duration,
+    /// Upper bound of the statement time limit for one query.
+    pub statement_timeout: Duration,
+}
+
+/// A lazily connecting pool of MySQL or MariaDB connections.
+pub struct MysqlEngine {
+    pool: MySqlPool,
+    place: String,
+    statement_timeout: Duration,
+    mariadb: OnceCell<bool>,
+}
+
+impl MysqlEngine {
+    /// Parses the URL and prepares the pool; nothing connects yet.
+    pub fn new(settings: &MysqlSettings) -> Result<Self, String> {
+        let url = settings.url.replacen("mariadb://", "mysql://", 1);
+        let options = MySqlConnectOptions::from_str(&url)
+            .map_err(|e| format!("not a valid MySQL/MariaDB URL: {e}"))?;
+        // sqlx logs slow statements with their text; SQL must not reach the logs.
+        let options = sqlx::ConnectOptions::disable_statement_logging(options);
+        let place = format!(
+            "{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or("")
+        );
+        let pool = MySqlPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(MysqlEngine {
+            pool,
+            place,
+            statement_timeout: settings.statement_timeout,
+            mariadb: OnceCell::new(),
+        })
+    }
+
+    /// `host:port/database`, for messages.
+    pub fn place(&self) -> &str {
+        &self.place
+    }
+
+    /// Runs a guarded query, reading at most `max_rows` rows.
+    pub async fn query(
+        &self,
+        sql: &GuardedSql,
+        params: &[Value],
+        max_rows: usize,
+        remaining: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<QueryRows, sqlx::Error> {
+        let conn = self.pool.acquire().await?;
+        let mut session = Session { conn, clean: false };
+        let conn = &mut *session.conn;
+
+        let mariadb = *self
+            .mariadb
+            .get_or_try_init(|| async {
+                let version: String = sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                Ok::<_, sqlx::Error>(version.contains("MariaDB"))
+            })
+            .await?;
+        let limit = remaining.min(self.statement_timeout).as_millis().max(1);
+        // Our own number, not client input.
+        let set_limit = if mariadb {
+            format!("SET SESSION max_statement_time = {}", limit as f64 / 1000.0)
+        } else {
+            format!("SET SESSION max_execution_time = {limit}")
+        };
+        sqlx::query(sqlx::AssertSqlSafe(set_limit))
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("START TRANSACTION READ ONLY")
+            .execute(&mut *conn)
+            .await?;
+        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+            .fetch_one(&mut *conn)
+            .await?;
+
+        let finished = CancellationToken::new();
+        let watcher = {
+            let (cancel, finished, pool) = (cancel.clone(), finished.clone(), self.pool.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    biased;
+                    _ = finished.cancelled() => false,
+                    _ = cancel.cancelled() => {
+                        kill_query(&pool, id).await;
+                        true
+                    }
+                }
+            })
+        };
+        let rows = read(conn, sql, params, max_rows).await;
+        finished.cancel();
+        let fired = watcher.await.unwrap_or(true);
+        let rows = rows?;
+        if fired {
+            return Err(sqlx::Error::Protocol("the query was cancelled".into()));
+        }
+        if rows.truncated {
+            // The server is still sending rows; closing the connection is cheaper than draining.
+            return Ok(rows);
+        }
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        session.clean = true;
+        Ok(rows)
+    }
+}
+
+async fn kill_query(pool: &MySqlPool, id: u64) {
+    let connect = pool.connect_options();
+    let result = async {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::MySqlConnection::connect_with(&connect).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("KILL QUERY {id}")))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::debug!(id, "killed the query of an abandoned call"),
+        Err(error) => tracing::warn!(id, %error, "could not kill an abandoned query"),
+    }
+}
+
+/// A pooled connection that is closed, not reused, unless its query finished cleanly.
+struct Session {
+    conn: PoolConnection<MySql>,
+    clean: bool,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if !self.clean {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+async fn read(
+    conn: &mut sqlx::MySqlConnection,
+    sql: &GuardedSql,
+    params: &[Value],
+    max_rows: usize,
+) -> Result<QueryRows, sqlx::Error> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text().to_owned()));
+    for param in params {
+        query = bind(query, param);
+    }
+    let mut columns: Option<Vec<Column>> = None;
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    {
+        let mut stream = query.fetch(&mut *conn);
+        while let Some(row) = stream.try_next().await? {
+            if rows.len() == max_rows {
+                truncated = true;
+                break;
+            }
+            let columns = columns.get_or_insert_with(|| columns_of(&row));
+            rows.push(
+                (0..columns.len())
+                    .map(|i| row.try_get_raw(i).map(to_json))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+    }
+    let columns = match columns {
+        Some(columns) => columns,
+        None => {
+            use sqlx::{Executor as _, Statement as _};
+            let statement = (&mut *conn)
+                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
+                    sql.text().to_owned(),
+                )))
+                .await?;
+            statement
+                .columns()
+                .iter()
+                .map(|c| Column::new(c.name(), &display_name(c.type_info())))
+                .collect()
+        }
+    };
+    Ok(QueryRows {
+        columns,
+        rows,
+        truncated,
+    })
+}
+
+fn columns_of(row: &MySqlRow) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|c| Column::new(c.name(), &display_name(c.type_info())))
+        .collect()
+}
+
+/// MySQL values to JSON without loss: integers as numbers, DECIMAL as an exact decimal string,
+/// DATE/DATETIME/TIMESTAMP as ISO 8601, TIME as `[-]HH:MM:SS[.ffffff]`, JSON as its value,
+/// binary strings and GEOMETRY as base64, BIT as a number, text, ENUM and SET as strings.
+fn to_json(value: sqlx::mysql::MySqlValueRef<'_>) -> Value {
+    if value.is_null() {
+        return Value::Null;
+    }
+    let info = value.type_info().into_owned();
+    let name = display_name(&info);
+    let Ok(bytes) = <&[u8] as sqlx::Decode<MySql>>::decode(value) else {
+        return Value::Null;
+    };
+    let text = || Value::String(String::from_utf8_lossy(bytes).into_owned());
+    let le = |n: usize| -> Option<u64> {
+        let part = bytes.get(..n)?;
+        Some(
+            part.iter()
+                .rev()
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b)),
+        )
+    };
+    match name.as_str() {
+        "BOOLEAN" => Value::Bool(bytes.first().is_some_and(|b| *b != 0)),
+        "TINYINT" => Value::from(i64::from(*bytes.first().unwrap_or(&0) as i8)),
+        "SMALLINT" | "YEAR" => Value::from(le(2).map_or(0, |v| i64::from(v as u16 as i16))),
+        "INT" | "MEDIUMINT" => Value::from(le(4).map_or(0, |v| i64::from(v as u32 as i32))),
+        "BIGINT" => Value::from(le(8).map_or(0, |v| v as i64)),
+        "TINYINT UNSIGNED" => Value::from(le(1).unwrap_or(0)),
+        "SMALLINT UNSIGNED" => Value::from(le(2).unwrap_or(0)),
+        "INT UNSIGNED" | "MEDIUMINT UNSIGNED" => Value::from(le(4).unwrap_or(0)),
+        "BIGINT UNSIGNED" => Value::from(le(8).unwrap_or(0)),
+        "FLOAT" => le(4).map_or(Value::Null, |v| float(f64::from(f32::from_bits(v as u32)))),
+        "DOUBLE" => le(8).map_or(Value::Null, |v| float(f64::from_bits(v))),
+        "DECIMAL" => text(),
+        "DATE" | "DATETIME" | "TIMESTAMP" => {
+            Value::String(datetime(without_length(bytes), name == "DATE"))
+        }
+        "TIME" => Value::String(time(without_length(bytes))),
+        "JSON" => serde_json::from_slice(bytes).unwrap_or_else(|_| text()),
+        "BIT" => Value::from(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))),
+        "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB" | "GEOMETRY" => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        _ => text(),
+    }
+}
+
+/// The type's name as a user would write it. sqlx calls every binary-*collation* string (such as
+/// `utf8mb4_bin` text, or MariaDB's JSON) BLOB or VARBINARY; only the binary *charset*
+/// (collation 63) really holds bytes. sqlx keeps the collation private, so it is read from the
+/// type's debug form, the one place it shows.
+fn display_name(info: &sqlx::mysql::MySqlTypeInfo) -> String {
+    let name = info.name();
+    let binary_name = matches!(
+        name,
+        "BINARY" | "VARBINARY" | "BLOB" | "TINYBLOB" | "MEDIUMBLOB" | "LONGBLOB"
+    );
+    if binary_name && !format!("{info:?}").contains("collation: Collation(63)") {
+        return match name {
+            "BINARY" => "CHAR",
+            "VARBINARY" => "VARCHAR",
+            _ => "TEXT",
+        }
+        .to_owned();
+    }
+    name.to_owned()
+}
+
+/// Temporal values arrive with their length byte in front.
+fn without_length(bytes: &[u8]) -> &[u8] {
+    match bytes.split_first() {
+        Some((length, rest)) if usize::from(*length) == rest.len() => rest,
+        _ => bytes,
+    }
+}
+
+fn float(f: f64) -> Value {
+    serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+/// The binary DATE/DATETIME/TIMESTAMP: year (2 bytes LE), month, day, then optionally hour,
+/// minute, second and microseconds (4 bytes LE). Zero length is MySQL's zero date.
+fn datetime(b: &[u8], date_only: bool) -> String {
+    if b.len() < 4 {
+        return if date_only {
+            "0000-00-00".to_owned()
+        } else {
+            "0000-00-00T00:00:00".to_owned()
+        };
+    }
+    let year = u16::from_le_bytes([b[0], b[1]]);
+    let date = format!("{year:04}-{:02}-{:02}", b[2], b[3]);
+    if date_only {
+        return date;
+    }
+    let (h, m, s) = (
+        *b.get(4).unwrap_or(&0),
+        *b.get(5).unwrap_or(&0),
+        *b.get(6).unwrap_or(&0),
+    );
+    let micros = b
+        .get(7..11)
+        .map_or(0, |x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    let mut out = format!("{date}T{h:02}:{m:02}:{s:02}");
+    if micros != 0 {
+        out.push_str(format!(".{micros:06}").trim_end_matches('0'));
+    }
+    out
+}
+
+/// The binary TIME: sign, days (4 bytes LE), hours, minutes, seconds, optional microseconds.
+fn time(b: &[u8]) -> String {
+    if b.len() < 8 {
+        return "00:00:00".to_owned();
+    }
+    let negative = b[0] == 1;
+    let days = u32::from_le_bytes([b[1], b[2], b[3], b[4]]);
+    let hours = days * 24 + u32::from(b[5]);
+    let micros = b
+        .get(8..12)
+        .map_or(0, |x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+    let mut out = format!(
+        "{}{hours:02}:{:02}:{:02}",
+        if negative { "-" } else { "" },
+        b[6],
+        b[7]
+    );
+    if micros != 0 {
+        out.push_str(format!(".{micros:06}").trim_end_matches('0'));
+    }
+    out
+}
+
+type MySqlQuery<'q> = sqlx::query::Query<'q, MySql, sqlx::mysql::MySqlArguments>;
+
+/// Binds a JSON value with the closest MySQL type; arrays and objects are bound as JSON text.
+fn bind<'q>(query: MySqlQuery<'q>, value: &Value) -> MySqlQuery<'q> {
+    match value {
+        Value::Null => query.bind(None::<String>),
+        Value::Bool(b) => query.bind(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => query.bind(i),
+            None => query.bind(n.as_f64()),
+        },
+        Value::String(s) => query.bind(s.clone()),
+        other => query.bind(other.to_string()),
+    }
+}
+
+/// Sorts a driver error into a tool error for warehouse `name` at `place`.
+pub fn explain(
+    error: sqlx::Error,
+    name: &str,
+    place: &str,
+    cancelled: bool,
+) -> crate::tools::ToolError {
+    use crate::tools::ToolError;
+    if cancelled {
+        return ToolError::Cancelled;
+    }
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default().into_owned();
+            let message = db.message().to_owned();
+            match code.as_str() {
+                // read-only transaction, access denied
+                "25006" | "42000"
+                    if message.contains("READ ONLY") || message.contains("denied") =>
+                {
+                    ToolError::Refused(format!(
+                        "warehouse '{name}' refused it ({message}); only reading is allowed"
+                    ))
+                }
+                // 1969 (MariaDB max_statement_time), 3024 (MySQL max_execution_time): 70100 / HY000
+                "70100" => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' stopped the query at its time limit ({message}); narrow the query"
+                    ),
+                    transient: false,
+                },
+                // deadlock, lock wait timeout
+                "40001" => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' could not run the query now ({message}); try again"
+                    ),
+                    transient: true,
+                },
+                _ if code.starts_with("08") => ToolError::Upstream {
+                    message: format!(
+                        "warehouse '{name}' ({place}): connection failure ({message})"
+                    ),
+                    transient: true,
+                },
+                _ => ToolError::Upstream {
+                    message: format!("warehouse '{name}' rejected the query: {message}"),
+                    transient: false,
+                },
+            }
+        }
+        sqlx::Error::PoolTimedOut => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
+            ),
+            transient: true,
+        },
+        sqlx::Error::Io(io) => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable: {io}. Check that the server runs and that host and port are right"
+            ),
+            transient: true,
+        },
+        other => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}) failed: {other}"),
+            transient: false,
+        },
+    }
+}

@@ -4,7 +4,9 @@
 //! Invariant: every SQL string passes [`guard::check`] before any connection sees it; a
 //! [`warehouse::Warehouse`] accepts only a [`guard::GuardedSql`].
 
+pub mod catalog;
 pub mod demo;
+pub mod explore;
 pub mod format;
 pub mod guard;
 pub mod mysql;
@@ -23,5 +25,12 @@ use crate::tools::{BuiltTools, typed};
 /// The SQL tool kind: one warehouse set shared by all `sql_*` tools.
 pub fn tools(config: &Config) -> BuiltTools {
     let warehouses = Arc::new(warehouse::Warehouses::new(config)?);
-    Ok(vec![typed(query::SqlQuery::new(warehouses))])
+    Ok(vec![
+        typed(query::SqlQuery::new(Arc::clone(&warehouses))),
+        typed(explore::ListWarehouses::new(Arc::clone(&warehouses))),
+        typed(explore::ListTables::new(Arc::clone(&warehouses))),
+        typed(explore::DescribeTable::new(Arc::clone(&warehouses))),
+        typed(explore::Search::new(Arc::clone(&warehouses))),
+        typed(explore::Explain::new(warehouses)),
+    ])
 }

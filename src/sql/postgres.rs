@@ -175,6 +175,10 @@ async fn read(
     params: &[Value],
     max_rows: usize,
 ) -> Result<QueryRows, sqlx::Error> {
+    // Preparing the query itself (cached per connection, keyed by its text) yields its columns
+    // even for an empty result, and teaches the connection every type it returns before the
+    // uncached FETCH below needs them.
+    let columns = describe(conn, sql).await?;
     let is_query = sql.is_query();
     // A cursor bounds what the server sends; EXPLAIN cannot be declared as one, and is small.
     let statement = if is_query {
@@ -182,7 +186,9 @@ async fn read(
     } else {
         sql.text().to_owned()
     };
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+    // Not cached as prepared statements: every cursor's FETCH has the same text but its own
+    // columns, and a cached description would decode one query's rows with another's types.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement)).persistent(false);
     for param in params {
         query = bind(query, param);
     }
@@ -190,26 +196,26 @@ async fn read(
         query.execute(&mut *conn).await?;
         let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
         sqlx::query(sqlx::AssertSqlSafe(fetch))
+            .persistent(false)
             .fetch_all(&mut *conn)
             .await?
     } else {
         query.fetch_all(&mut *conn).await?
     };
-    let columns: Vec<Column> = match rows.first() {
+    let columns = match rows.first() {
         Some(row) => row
             .columns()
             .iter()
             .map(|c| Column::new(c.name(), c.type_info().name()))
             .collect(),
-        None if is_query => describe_cursor(conn).await?,
-        None => Vec::new(),
+        None => columns,
     };
     let truncated = rows.len() > max_rows;
     let values = rows
         .iter()
         .take(max_rows)
         .map(|row| {
-            (0..columns.len())
+            (0..row.len())
                 .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -221,15 +227,17 @@ async fn read(
     })
 }
 
-/// The columns of an empty result, from the cursor's portal description.
-async fn describe_cursor(conn: &mut sqlx::PgConnection) -> Result<Vec<Column>, sqlx::Error> {
-    use sqlx::Executor as _;
+/// The columns of an empty result: the query's own description, as the server prepares it.
+async fn describe(
+    conn: &mut sqlx::PgConnection,
+    sql: &GuardedSql,
+) -> Result<Vec<Column>, sqlx::Error> {
+    use sqlx::{Executor as _, Statement as _};
     let statement = conn
         .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-            "FETCH FORWARD 0 FROM datamcp_rows".to_owned(),
+            sql.text().to_owned(),
         )))
         .await?;
-    use sqlx::Statement as _;
     Ok(statement
         .columns()
         .iter()

@@ -49,6 +49,11 @@ impl Warehouses {
         }
     }
 
+    /// Every warehouse, the default first.
+    pub fn all(&self) -> impl Iterator<Item = &Warehouse> {
+        self.list.iter()
+    }
+
     /// Names in config order.
     pub fn names(&self) -> Vec<&str> {
         self.list.iter().map(Warehouse::name).collect()
@@ -116,6 +121,11 @@ impl Warehouse {
     /// The warehouse's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// What the data is about, from the config.
+    pub fn description(&self) -> Option<&str> {
+        self.config.description.as_deref()
     }
 
     /// The SQL dialect its queries are checked against.

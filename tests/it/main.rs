@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod errors;
+mod explore;
 mod garbage;
 mod mysql;
 mod policies;

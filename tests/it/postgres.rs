@@ -344,3 +344,34 @@ async fn an_unreachable_warehouse_fails_its_calls_and_recovers_without_a_restart
     assert_eq!(structured(&result)["rows"], json!([[3]]));
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn regression_consecutive_queries_on_one_connection_keep_their_own_column_types() {
+    // Every cursor is fetched with the same FETCH text; a cached description of it once decoded
+    // one query's rows with the previous query's column types.
+    let dir = config(
+        SERVER,
+        "max_connections = 1\n[tools.sql_query]\ncache_ttl_ms = 0\n",
+    );
+    let client = connect(Some(&dir.path().join("datamcp.toml"))).await;
+    for (sql, expected) in [
+        (
+            "SELECT 1::int AS a, 'x'::text AS b, true AS c",
+            json!([[1, "x", true]]),
+        ),
+        ("SELECT 'y'::text AS only", json!([["y"]])),
+        (
+            "SELECT 2.5::numeric AS n, 7::int8 AS big",
+            json!([["2.5", 7]]),
+        ),
+        (
+            "SELECT 1::int AS a, 'x'::text AS b, true AS c",
+            json!([[1, "x", true]]),
+        ),
+    ] {
+        let result = query(&client, json!({"sql": sql, "warehouse": "pg"})).await;
+        assert!(!is_error(&result), "{sql}: {}", text(&result));
+        assert_eq!(structured(&result)["rows"], expected, "{sql}");
+    }
+    client.cancel().await.expect("close");
+}

@@ -135,6 +135,18 @@ impl GuardedSql {
         self.dialect
     }
 
+    /// SQL that did NOT pass the guard, for tests that measure the database-side layer alone.
+    /// Exists only with the `test-bypass-guard` feature, which only the test suite enables.
+    #[cfg(feature = "test-bypass-guard")]
+    pub fn bypassing_the_guard_in_tests(sql: &str, dialect: Dialect) -> Self {
+        GuardedSql {
+            text: sql.to_owned(),
+            canonical: sql.to_owned(),
+            dialect,
+            is_query: false,
+        }
+    }
+
     /// Whether it is a plain query (not EXPLAIN or a PRAGMA), so it can be wrapped in a cursor.
     pub fn is_query(&self) -> bool {
         self.is_query
@@ -177,9 +189,22 @@ fn check_top_level(statement: &Statement, dialect: Dialect) -> Result<(), GuardE
     match statement {
         Statement::Query(_) => Ok(()),
         Statement::Explain {
-            analyze, statement, ..
+            analyze,
+            statement,
+            options,
+            ..
         } => {
-            if *analyze {
+            // `EXPLAIN (ANALYZE) …` and `EXPLAIN (ANALYZE true) …` run the statement too.
+            let analyze_option = options.iter().flatten().any(|option| {
+                option.name.value.eq_ignore_ascii_case("analyze")
+                    && option.arg.as_ref().is_none_or(|arg| {
+                        !matches!(
+                            arg.to_string().to_ascii_lowercase().as_str(),
+                            "false" | "off" | "0"
+                        )
+                    })
+            });
+            if *analyze || analyze_option {
                 Err(GuardError::ExplainAnalyze)
             } else if matches!(**statement, Statement::Query(_)) {
                 Ok(())

@@ -78,6 +78,11 @@ impl MysqlEngine {
         })
     }
 
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// `host:port/database`, for messages.
     pub fn place(&self) -> &str {
         &self.place

@@ -77,6 +77,11 @@ impl PostgresEngine {
         })
     }
 
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// `host:port/database`, for messages.
     pub fn place(&self) -> &str {
         &self.place

@@ -115,6 +115,11 @@ impl SqlitePool {
         .map_err(|e| SqliteError::Thread(e.to_string()))?
     }
 
+    /// Closes the idle connections; busy ones close when their query ends.
+    pub fn close(&self) {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     fn take_idle(&self) -> Option<Connection> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let timeout = self.settings.idle_timeout;

@@ -49,6 +49,21 @@ impl Warehouses {
         }
     }
 
+    /// Closes every open connection, waiting for the database to see them go (for shutdown).
+    pub async fn close(&self) {
+        for warehouse in &self.list {
+            match &warehouse.engine {
+                Engine::Sqlite { pool, .. } => {
+                    if let Some(pool) = pool.get() {
+                        pool.close();
+                    }
+                }
+                Engine::Postgres(engine) => engine.close().await,
+                Engine::Mysql(engine) => engine.close().await,
+            }
+        }
+    }
+
     /// Every warehouse, the default first.
     pub fn all(&self) -> impl Iterator<Item = &Warehouse> {
         self.list.iter()

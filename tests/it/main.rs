@@ -7,6 +7,7 @@ mod cli;
 mod errors;
 mod explore;
 mod garbage;
+mod guard_corpus;
 mod mysql;
 mod policies;
 mod postgres;

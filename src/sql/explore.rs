@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::catalog;
 use super::guard::{self, Dialect};
+use super::types::ReadLimits;
 use super::warehouse::{QueryRows, Warehouse, Warehouses};
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
@@ -22,7 +23,9 @@ async fn catalog_query(
 ) -> Result<QueryRows, ToolError> {
     let guarded = guard::check(sql, warehouse.dialect())
         .map_err(|e| ToolError::Internal(format!("a catalog query was refused: {e}")))?;
-    warehouse.query(&guarded, params, max_rows, ctx).await
+    warehouse
+        .query(&guarded, params, ReadLimits::rows(max_rows), ctx)
+        .await
 }
 
 fn string(value: &Value) -> Option<String> {

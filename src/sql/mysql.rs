@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::guard::GuardedSql;
-use super::types::Column;
+use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
 
 /// How a MySQL or MariaDB warehouse connects.
@@ -88,12 +88,12 @@ impl MysqlEngine {
         &self.place
     }
 
-    /// Runs a guarded query, reading at most `max_rows` rows.
+    /// Runs a guarded query, reading no more than `limits` allow.
     pub async fn query(
         &self,
         sql: &GuardedSql,
         params: &[Value],
-        max_rows: usize,
+        limits: ReadLimits,
         remaining: Duration,
         cancel: &CancellationToken,
     ) -> Result<QueryRows, sqlx::Error> {
@@ -141,7 +141,7 @@ impl MysqlEngine {
                 }
             })
         };
-        let rows = read(conn, sql, params, max_rows).await;
+        let rows = read(conn, sql, params, limits).await;
         finished.cancel();
         let fired = watcher.await.unwrap_or(true);
         let rows = rows?;
@@ -193,8 +193,9 @@ async fn read(
     conn: &mut sqlx::MySqlConnection,
     sql: &GuardedSql,
     params: &[Value],
-    max_rows: usize,
+    limits: ReadLimits,
 ) -> Result<QueryRows, sqlx::Error> {
+    let mut budget = RowBudget::new(limits);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text().to_owned()));
     for param in params {
         query = bind(query, param);
@@ -205,16 +206,19 @@ async fn read(
     {
         let mut stream = query.fetch(&mut *conn);
         while let Some(row) = stream.try_next().await? {
-            if rows.len() == max_rows {
+            if !budget.has_room() {
                 truncated = true;
                 break;
             }
             let columns = columns.get_or_insert_with(|| columns_of(&row));
-            rows.push(
-                (0..columns.len())
-                    .map(|i| row.try_get_raw(i).map(to_json))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
+            let record = (0..columns.len())
+                .map(|i| row.try_get_raw(i).map(to_json))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !budget.admit(&record) {
+                truncated = true;
+                break;
+            }
+            rows.push(record);
         }
     }
     let columns = match columns {
@@ -237,6 +241,7 @@ async fn read(
         columns,
         rows,
         truncated,
+        byte_limited: budget.byte_limited,
     })
 }
 

@@ -17,7 +17,7 @@ use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _};
 use tokio_util::sync::CancellationToken;
 
 use super::guard::GuardedSql;
-use super::types::Column;
+use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
 use crate::tools::ToolError;
 
@@ -87,12 +87,12 @@ impl PostgresEngine {
         &self.place
     }
 
-    /// Runs a guarded query, reading at most `max_rows` rows.
+    /// Runs a guarded query, reading no more than `limits` allow.
     pub async fn query(
         &self,
         sql: &GuardedSql,
         params: &[Value],
-        max_rows: usize,
+        limits: ReadLimits,
         remaining: Duration,
         cancel: &CancellationToken,
     ) -> Result<QueryRows, sqlx::Error> {
@@ -126,7 +126,7 @@ impl PostgresEngine {
             })
         };
 
-        let rows = read(conn, sql, params, max_rows).await;
+        let rows = read(conn, sql, params, limits).await;
         finished.cancel();
         // A cancel request already under way could hit the next query on this connection, so
         // a connection whose watcher fired is never reused.
@@ -178,8 +178,9 @@ async fn read(
     conn: &mut sqlx::PgConnection,
     sql: &GuardedSql,
     params: &[Value],
-    max_rows: usize,
+    limits: ReadLimits,
 ) -> Result<QueryRows, sqlx::Error> {
+    let max_rows = limits.rows;
     // Preparing the query itself (cached per connection, keyed by its text) yields its columns
     // even for an empty result, and teaches the connection every type it returns before the
     // uncached FETCH below needs them.
@@ -215,20 +216,28 @@ async fn read(
             .collect(),
         None => columns,
     };
-    let truncated = rows.len() > max_rows;
-    let values = rows
-        .iter()
-        .take(max_rows)
-        .map(|row| {
-            (0..row.len())
-                .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut budget = RowBudget::new(limits);
+    let mut values = Vec::with_capacity(rows.len().min(max_rows));
+    let mut truncated = false;
+    for row in &rows {
+        if !budget.has_room() {
+            truncated = true;
+            break;
+        }
+        let record = (0..row.len())
+            .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !budget.admit(&record) {
+            truncated = true;
+            break;
+        }
+        values.push(record);
+    }
     Ok(QueryRows {
         columns,
         rows: values,
         truncated,
+        byte_limited: budget.byte_limited,
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::format::{Format, render};
 use super::guard;
-use super::types::Column;
+use super::types::{Column, ReadLimits};
 use super::warehouse::Warehouses;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
@@ -16,6 +16,10 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 pub const DEFAULT_MAX_ROWS: u32 = 200;
 /// The most rows one call may ask for.
 pub const MAX_ROWS_LIMIT: u32 = 100_000;
+/// Result size when the caller does not say: about 1 MiB of JSON.
+pub const DEFAULT_MAX_BYTES: u32 = 1 << 20;
+/// The largest result one call may ask for: 64 MiB of JSON.
+pub const MAX_BYTES_LIMIT: u32 = 64 << 20;
 
 /// Arguments of `sql_query`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -31,6 +35,10 @@ pub struct QueryParams {
     /// Stop reading after this many rows (default 200); `truncated` tells whether more existed.
     #[schemars(range(min = 1, max = 100_000))]
     pub max_rows: Option<u32>,
+    /// Stop reading once the rows reach about this many bytes of JSON (default 1 MiB);
+    /// `truncated` tells whether more existed.
+    #[schemars(range(min = 1024, max = 67_108_864))]
+    pub max_bytes: Option<u32>,
     /// How rows are rendered in the text content (default json). The structured result always
     /// carries the rows as JSON.
     #[serde(default)]
@@ -98,8 +106,21 @@ impl Tool for SqlQuery {
             .max_rows
             .unwrap_or(DEFAULT_MAX_ROWS)
             .clamp(1, MAX_ROWS_LIMIT) as usize;
-        let result = warehouse.query(&sql, &params.params, max_rows, ctx).await?;
-        if result.truncated {
+        let max_bytes = params
+            .max_bytes
+            .unwrap_or(DEFAULT_MAX_BYTES)
+            .clamp(1024, MAX_BYTES_LIMIT) as usize;
+        let limits = ReadLimits {
+            rows: max_rows,
+            bytes: max_bytes,
+        };
+        let result = warehouse.query(&sql, &params.params, limits, ctx).await?;
+        if result.byte_limited {
+            ctx.warn(format!(
+                "only the first {} rows were returned: the result reached the {max_bytes}-byte cap and more rows exist; select fewer columns, aggregate, or raise max_bytes",
+                result.rows.len()
+            ));
+        } else if result.truncated {
             ctx.warn(format!(
                 "only the first {max_rows} rows were returned and more exist; aggregate or filter in SQL, or raise max_rows"
             ));

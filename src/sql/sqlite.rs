@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::guard::GuardedSql;
-use super::types::Column;
+use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
 use crate::tools::ToolError;
 
@@ -84,13 +84,13 @@ impl SqlitePool {
         }
     }
 
-    /// Runs `sql` with `params` and reads at most `max_rows` rows. The work stops, and the
+    /// Runs `sql` with `params` and reads no more than `limits` allow. The work stops, and the
     /// connection is discarded, as soon as `cancel` fires.
     pub async fn query(
         &self,
         sql: &GuardedSql,
         params: &[Value],
-        max_rows: usize,
+        limits: ReadLimits,
         cancel: &CancellationToken,
     ) -> Result<QueryRows, SqliteError> {
         let permit = tokio::time::timeout(
@@ -108,7 +108,7 @@ impl SqlitePool {
         let cancel = cancel.clone();
         tokio::task::spawn_blocking(move || {
             run(
-                permit, idle, &settings, &pool, &sql, &params, max_rows, cancel,
+                permit, idle, &settings, &pool, &sql, &params, limits, cancel,
             )
         })
         .await
@@ -136,7 +136,7 @@ fn run(
     pool: &Mutex<Vec<IdleConnection>>,
     sql: &str,
     params: &[Value],
-    max_rows: usize,
+    limits: ReadLimits,
     cancel: CancellationToken,
 ) -> Result<QueryRows, SqliteError> {
     let mut connection = match idle {
@@ -144,7 +144,7 @@ fn run(
         None => open(settings)?,
     };
     connection.progress_handler(PROGRESS_CHECK_STEPS, Some(move || cancel.is_cancelled()))?;
-    let result = read(&connection, sql, params, max_rows);
+    let result = read(&connection, sql, params, limits);
     connection.progress_handler(0, None::<fn() -> bool>)?;
     if result.is_ok() {
         // Only a connection that finished cleanly is reused.
@@ -204,7 +204,7 @@ fn read(
     connection: &Connection,
     sql: &str,
     params: &[Value],
-    max_rows: usize,
+    limits: ReadLimits,
 ) -> Result<QueryRows, rusqlite::Error> {
     let mut statement = connection.prepare_cached(sql)?;
     let mut columns: Vec<Column> = statement
@@ -218,9 +218,10 @@ fn read(
     let bound: Vec<rusqlite::types::Value> = params.iter().map(to_sqlite).collect();
     let mut rows = statement.query(rusqlite::params_from_iter(bound.iter()))?;
     let mut values = Vec::new();
+    let mut budget = RowBudget::new(limits);
     let mut truncated = false;
     while let Some(row) = rows.next()? {
-        if values.len() == max_rows {
+        if !budget.has_room() {
             truncated = true;
             break;
         }
@@ -233,6 +234,10 @@ fn read(
             }
             record.push(to_json(value, *kind));
         }
+        if !budget.admit(&record) {
+            truncated = true;
+            break;
+        }
         values.push(record);
     }
     for column in &mut columns {
@@ -244,6 +249,7 @@ fn read(
         columns,
         rows: values,
         truncated,
+        byte_limited: budget.byte_limited,
     })
 }
 

@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::Serialize;
+use serde_json::Value;
 
 /// A result column: its name and the type the database reports for it.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
@@ -19,6 +20,81 @@ impl Column {
         Column {
             name: name.to_owned(),
             r#type: type_name.to_owned(),
+        }
+    }
+}
+
+/// How much of a result to read.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Rows at most.
+    pub rows: usize,
+    /// Approximate bytes of JSON at most.
+    pub bytes: usize,
+}
+
+impl ReadLimits {
+    /// Only a row cap (for datamcp's own catalog queries).
+    pub fn rows(rows: usize) -> Self {
+        ReadLimits {
+            rows,
+            bytes: usize::MAX,
+        }
+    }
+}
+
+/// Counts rows and their approximate JSON size against [`ReadLimits`] while a result streams in.
+#[derive(Debug)]
+pub struct RowBudget {
+    limits: ReadLimits,
+    rows: usize,
+    bytes: usize,
+    /// Whether the byte cap (rather than the row cap) ended the read.
+    pub byte_limited: bool,
+}
+
+impl RowBudget {
+    /// A fresh budget.
+    pub fn new(limits: ReadLimits) -> Self {
+        RowBudget {
+            limits,
+            rows: 0,
+            bytes: 0,
+            byte_limited: false,
+        }
+    }
+
+    /// Whether another row may still be read at all.
+    pub fn has_room(&self) -> bool {
+        self.rows < self.limits.rows && !self.byte_limited
+    }
+
+    /// Counts `row`; `false` when it does not fit, and it must be left out.
+    pub fn admit(&mut self, row: &[Value]) -> bool {
+        let size: usize = row.iter().map(json_size).sum::<usize>() + 2;
+        if self.bytes + size > self.limits.bytes {
+            self.byte_limited = true;
+            return false;
+        }
+        self.rows += 1;
+        self.bytes += size;
+        true
+    }
+}
+
+/// About how many bytes `value` takes as compact JSON.
+fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 5,
+        Value::Bool(_) => 6,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 3,
+        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
         }
     }
 }

@@ -14,7 +14,7 @@ use super::guard::{Dialect, GuardedSql};
 use super::mysql::{MysqlEngine, MysqlSettings};
 use super::postgres::{PostgresEngine, PostgresSettings};
 use super::sqlite::{SqlitePool, SqliteSettings};
-use super::types::Column;
+use super::types::{Column, ReadLimits};
 use crate::config::{Config, WarehouseConfig, WarehouseLocation};
 use crate::tools::{CallContext, ToolError};
 
@@ -98,8 +98,10 @@ pub struct QueryRows {
     pub columns: Vec<Column>,
     /// Values, one array per row, in column order.
     pub rows: Vec<Vec<Value>>,
-    /// Whether reading stopped at the row cap with more rows left.
+    /// Whether reading stopped at a cap with more rows left.
     pub truncated: bool,
+    /// Whether the byte cap, not the row cap, stopped it.
+    pub byte_limited: bool,
 }
 
 impl Warehouse {
@@ -152,13 +154,13 @@ impl Warehouse {
         }
     }
 
-    /// Runs a guarded query, reading at most `max_rows` rows; reading stops there, so a huge
+    /// Runs a guarded query, reading no more than `limits` allow; reading stops there, so a huge
     /// result is never buffered.
     pub async fn query(
         &self,
         sql: &GuardedSql,
         params: &[Value],
-        max_rows: usize,
+        limits: ReadLimits,
         ctx: &CallContext,
     ) -> Result<QueryRows, ToolError> {
         if sql.dialect() != self.dialect() {
@@ -174,17 +176,17 @@ impl Warehouse {
             Engine::Sqlite { .. } => self
                 .sqlite()
                 .await?
-                .query(sql, params, max_rows, cancel)
+                .query(sql, params, limits, cancel)
                 .await
                 .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?,
             Engine::Postgres(engine) => engine
-                .query(sql, params, max_rows, ctx.remaining(), cancel)
+                .query(sql, params, limits, ctx.remaining(), cancel)
                 .await
                 .map_err(|e| {
                     super::postgres::explain(e, self.name(), engine.place(), cancel.is_cancelled())
                 })?,
             Engine::Mysql(engine) => engine
-                .query(sql, params, max_rows, ctx.remaining(), cancel)
+                .query(sql, params, limits, ctx.remaining(), cancel)
                 .await
                 .map_err(|e| {
                     super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())

@@ -102,7 +102,8 @@ async fn database_accepts(warehouses: &Warehouses, sql: &str, dialect: Dialect) 
         None,
     );
     let unchecked = GuardedSql::bypassing_the_guard_in_tests(sql, dialect);
-    warehouse.query(&unchecked, &[], 10, &ctx).await.is_ok()
+    let limits = datamcp::sql::types::ReadLimits::rows(10);
+    warehouse.query(&unchecked, &[], limits, &ctx).await.is_ok()
 }
 
 fn warehouses(url: &str) -> Warehouses {

@@ -150,6 +150,19 @@ async fn parameters_bind_with_their_json_types_and_rows_stop_at_the_cap() {
     assert_eq!(body["truncated"], true);
     assert_eq!(body["rows"][9], json!([10]));
 
+    let capped = query(
+        &client,
+        json!({"sql": "SELECT g, repeat('x', 100) FROM generate_series(1, 100000) AS g", "max_rows": 1000, "max_bytes": 2048, "warehouse": "pg"}),
+    )
+    .await;
+    let body = structured(&capped);
+    assert_eq!(body["truncated"], true);
+    assert!(
+        body["row_count"].as_u64().is_some_and(|n| n > 0 && n < 30),
+        "{}",
+        body["row_count"]
+    );
+
     let empty = query(
         &client,
         json!({"sql": "SELECT 1 AS one, 'x'::text AS two WHERE false", "warehouse": "pg"}),

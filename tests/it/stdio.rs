@@ -217,3 +217,24 @@ async fn call_statistics_are_a_resource() {
     assert!(query["latency_ms"]["p99"].as_f64().expect("p99") > 0.0);
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn the_byte_cap_stops_reading_and_says_so() {
+    let client = connect(None).await;
+    let result = call(
+        &client,
+        "sql_query",
+        json!({"sql": "SELECT * FROM orders", "max_rows": 10000, "max_bytes": 4096}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let body = structured(&result);
+    assert_eq!(body["truncated"], true);
+    let rows = body["row_count"].as_u64().expect("row_count");
+    assert!((10..100).contains(&rows), "{rows} rows in 4 KiB");
+    let rows_json = serde_json::to_string(&body["rows"]).expect("json");
+    assert!(rows_json.len() <= 4096, "{} bytes", rows_json.len());
+    let warning = body["execution"]["warnings"][0].as_str().expect("warning");
+    assert!(warning.contains("4096-byte cap"), "{warning}");
+    client.cancel().await.expect("close");
+}

@@ -103,6 +103,9 @@ pub struct WarehouseFile {
     /// Server-side cap on one statement, in milliseconds (default 30000); the tool's deadline
     /// lowers it further.
     pub statement_timeout_ms: Option<u64>,
+    /// PostgreSQL/MySQL: refuse every query when the account can write (default false: warn in
+    /// the log and in sql_list_warehouses).
+    pub require_read_only_account: Option<bool>,
 }
 
 /// A validated configuration.
@@ -187,6 +190,8 @@ pub struct WarehouseConfig {
     pub busy_timeout_ms: u64,
     /// Server-side cap on one statement.
     pub statement_timeout_ms: u64,
+    /// Refuse queries when the account can write.
+    pub require_read_only_account: bool,
 }
 
 impl WarehouseConfig {
@@ -202,6 +207,7 @@ impl WarehouseConfig {
             idle_timeout_ms: 300_000,
             busy_timeout_ms: 1_000,
             statement_timeout_ms: 30_000,
+            require_read_only_account: false,
         }
     }
 }
@@ -311,6 +317,7 @@ impl Config {
                 idle_timeout_ms: raw.idle_timeout_ms.unwrap_or(300_000),
                 busy_timeout_ms: raw.busy_timeout_ms.unwrap_or(1_000),
                 statement_timeout_ms: raw.statement_timeout_ms.unwrap_or(30_000),
+                require_read_only_account: raw.require_read_only_account.unwrap_or(false),
             });
         }
         // The default warehouse comes first.

@@ -84,6 +84,9 @@ pub struct WarehouseInfo {
     pub description: Option<String>,
     /// Whether tools use it when no `warehouse` is given.
     pub default: bool,
+    /// Whether its database account can write (known after the first query; datamcp only reads
+    /// either way, but a read-only account is the safer setup).
+    pub account_can_write: Option<bool>,
 }
 
 /// Result of `sql_list_warehouses`.
@@ -133,6 +136,7 @@ impl Tool for ListWarehouses {
                     dialect: w.dialect().name().to_owned(),
                     description: w.description().map(str::to_owned),
                     default: index == 0,
+                    account_can_write: w.account_can_write(),
                 })
                 .collect(),
         })

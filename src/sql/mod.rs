@@ -4,6 +4,7 @@
 //! Invariant: every SQL string passes [`guard::check`] before any connection sees it; a
 //! [`warehouse::Warehouse`] accepts only a [`guard::GuardedSql`].
 
+pub mod account;
 pub mod catalog;
 pub mod demo;
 pub mod explore;

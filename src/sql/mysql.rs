@@ -23,6 +23,8 @@ use sqlx::{Column as _, MySql, Row as _, TypeInfo as _, ValueRef as _};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
+use super::account::AccountCheck;
+
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
@@ -30,6 +32,10 @@ use super::warehouse::QueryRows;
 /// How a MySQL or MariaDB warehouse connects.
 #[derive(Debug, Clone)]
 pub struct MysqlSettings {
+    /// The warehouse's name, for logs.
+    pub name: String,
+    /// Refuse every query when the account can write.
+    pub require_read_only_account: bool,
     /// Connection URL (may hold a password: never log it).
     pub url: String,
     /// Largest number of open connections.
@@ -44,6 +50,9 @@ pub struct MysqlSettings {
 
 /// A lazily connecting pool of MySQL or MariaDB connections.
 pub struct MysqlEngine {
+    name: String,
+    require_read_only_account: bool,
+    account: OnceCell<AccountCheck>,
     pool: MySqlPool,
     place: String,
     statement_timeout: Duration,
@@ -71,11 +80,53 @@ impl MysqlEngine {
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(MysqlEngine {
+            name: settings.name.clone(),
+            require_read_only_account: settings.require_read_only_account,
+            account: OnceCell::new(),
             pool,
             place,
             statement_timeout: settings.statement_timeout,
             mariadb: OnceCell::new(),
         })
+    }
+
+    /// What the account may do, once the first query has inspected it.
+    pub fn account(&self) -> Option<&AccountCheck> {
+        self.account.get()
+    }
+
+    /// Inspects the account on first use; refuses when it can write and the config requires a
+    /// read-only account, warns once otherwise.
+    async fn check_account(&self, conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
+        let check = self
+            .account
+            .get_or_try_init(|| async {
+                let rows = sqlx::query(super::account::MYSQL).fetch_all(&mut *conn).await?;
+                let values: Vec<Vec<Value>> = rows
+                    .iter()
+                    .map(|row| (0..row.len()).map(|i| row.try_get_raw(i).map(to_json)).collect())
+                    .collect::<Result<_, _>>()?;
+                let check = super::account::mysql(&values);
+                if check.can_write() && !self.require_read_only_account {
+                    tracing::warn!(
+                        warehouse = %self.name,
+                        capabilities = ?check.write_capabilities,
+                        "the warehouse's account can write; datamcp only reads, but use a read-only account (see README)"
+                    );
+                }
+                Ok::<_, sqlx::Error>(check)
+            })
+            .await?;
+        if check.can_write() && self.require_read_only_account {
+            return Err(sqlx::Error::Configuration(
+                format!(
+                    "require_read_only_account is set and the account {}; connect with a read-only role or user",
+                    check.write_capabilities.join(", ")
+                )
+                .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Closes every connection.
@@ -100,6 +151,7 @@ impl MysqlEngine {
         let conn = self.pool.acquire().await?;
         let mut session = Session { conn, clean: false };
         let conn = &mut *session.conn;
+        self.check_account(conn).await?;
 
         let mariadb = *self
             .mariadb
@@ -450,6 +502,9 @@ pub fn explain(
                     transient: false,
                 },
             }
+        }
+        sqlx::Error::Configuration(reason) => {
+            ToolError::Refused(format!("warehouse '{name}': {reason}"))
         }
         sqlx::Error::PoolTimedOut => ToolError::Upstream {
             message: format!(

@@ -14,7 +14,10 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _};
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
+
+use super::account::AccountCheck;
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
@@ -24,6 +27,10 @@ use crate::tools::ToolError;
 /// How a PostgreSQL warehouse connects.
 #[derive(Debug, Clone)]
 pub struct PostgresSettings {
+    /// The warehouse's name, for logs.
+    pub name: String,
+    /// Refuse every query when the account can write.
+    pub require_read_only_account: bool,
     /// Connection URL (may hold a password: never log it).
     pub url: String,
     /// Largest number of open connections.
@@ -38,6 +45,9 @@ pub struct PostgresSettings {
 
 /// A lazily connecting pool of read-only sessions.
 pub struct PostgresEngine {
+    name: String,
+    require_read_only_account: bool,
+    account: OnceCell<AccountCheck>,
     pool: PgPool,
     place: String,
     statement_timeout: Duration,
@@ -71,10 +81,52 @@ impl PostgresEngine {
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(PostgresEngine {
+            name: settings.name.clone(),
+            require_read_only_account: settings.require_read_only_account,
+            account: OnceCell::new(),
             pool,
             place,
             statement_timeout: settings.statement_timeout,
         })
+    }
+
+    /// What the account may do, once the first query has inspected it.
+    pub fn account(&self) -> Option<&AccountCheck> {
+        self.account.get()
+    }
+
+    /// Inspects the account on first use; refuses when it can write and the config requires a
+    /// read-only account, warns once otherwise.
+    async fn check_account(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        let check = self
+            .account
+            .get_or_try_init(|| async {
+                let rows = sqlx::query(super::account::POSTGRES).fetch_all(&mut *conn).await?;
+                let values: Vec<Vec<Value>> = rows
+                    .iter()
+                    .map(|row| (0..row.len()).map(|i| row.try_get_raw(i).map(super::pg_values::to_json)).collect())
+                    .collect::<Result<_, _>>()?;
+                let check = super::account::postgres(values.first().map(Vec::as_slice).unwrap_or(&[]));
+                if check.can_write() && !self.require_read_only_account {
+                    tracing::warn!(
+                        warehouse = %self.name,
+                        capabilities = ?check.write_capabilities,
+                        "the warehouse's account can write; datamcp only reads, but use a read-only account (see README)"
+                    );
+                }
+                Ok::<_, sqlx::Error>(check)
+            })
+            .await?;
+        if check.can_write() && self.require_read_only_account {
+            return Err(sqlx::Error::Configuration(
+                format!(
+                    "require_read_only_account is set and the account {}; connect with a read-only role or user",
+                    check.write_capabilities.join(", ")
+                )
+                .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Closes every connection.
@@ -99,6 +151,7 @@ impl PostgresEngine {
         let conn = self.pool.acquire().await?;
         let mut session = Session { conn, clean: false };
         let conn = &mut *session.conn;
+        self.check_account(conn).await?;
 
         sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
         let timeout = remaining.min(self.statement_timeout).as_millis().max(1);
@@ -314,6 +367,9 @@ pub fn explain(error: sqlx::Error, name: &str, place: &str, cancelled: bool) -> 
                     transient: false,
                 },
             }
+        }
+        sqlx::Error::Configuration(reason) => {
+            ToolError::Refused(format!("warehouse '{name}': {reason}"))
         }
         sqlx::Error::PoolTimedOut => ToolError::Upstream {
             message: format!(

@@ -113,6 +113,8 @@ impl Warehouse {
             },
             WarehouseLocation::Postgres(url) => Engine::Postgres(
                 PostgresEngine::new(&PostgresSettings {
+                    name: config.name.clone(),
+                    require_read_only_account: config.require_read_only_account,
                     url: url.expose().to_owned(),
                     max_connections: config.max_connections,
                     acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
@@ -123,6 +125,8 @@ impl Warehouse {
             ),
             WarehouseLocation::Mysql(url) => Engine::Mysql(
                 MysqlEngine::new(&MysqlSettings {
+                    name: config.name.clone(),
+                    require_read_only_account: config.require_read_only_account,
                     url: url.expose().to_owned(),
                     max_connections: config.max_connections,
                     acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
@@ -138,6 +142,16 @@ impl Warehouse {
     /// The warehouse's name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Whether its account can write, once the first query has inspected it (`None` before, and
+    /// for SQLite, where the file is opened read-only).
+    pub fn account_can_write(&self) -> Option<bool> {
+        match &self.engine {
+            Engine::Sqlite { .. } => None,
+            Engine::Postgres(engine) => engine.account().map(|a| a.can_write()),
+            Engine::Mysql(engine) => engine.account().map(|a| a.can_write()),
+        }
     }
 
     /// What the data is about, from the config.

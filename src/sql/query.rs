@@ -134,6 +134,26 @@ impl Tool for SqlQuery {
         })
     }
 
+    /// Warehouse, the statement's canonical form (re-rendered from its syntax tree, so
+    /// differences in whitespace, comments or keyword case still hit), parameters and limits.
+    fn cache_key(&self, args: &Value) -> String {
+        let canonical = || -> Option<String> {
+            let params: QueryParams = serde_json::from_value(args.clone()).ok()?;
+            let warehouse = self.warehouses.get(params.warehouse.as_deref()).ok()?;
+            let sql = guard::check(&params.sql, warehouse.dialect()).ok()?;
+            Some(format!(
+                "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
+                warehouse.name(),
+                sql.canonical(),
+                crate::tools::policy::canonical_json(&Value::Array(params.params)),
+                params.max_rows,
+                params.max_bytes,
+                params.format
+            ))
+        };
+        canonical().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
+    }
+
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {
         render(params.format, &output.columns, &output.rows)
     }

@@ -94,6 +94,12 @@ pub trait Tool: Send + Sync + 'static {
         serde_json::to_string(output).unwrap_or_default()
     }
 
+    /// The result-cache key for `args` (already valid against the input schema); equal keys
+    /// must mean equal results. Defaults to the arguments' canonical JSON.
+    fn cache_key(&self, args: &Value) -> String {
+        policy::canonical_json(args)
+    }
+
     /// The structured content. Defaults to serializing `output`; a tool whose output already
     /// holds JSON values can move them instead of copying.
     fn structured_content(&self, output: Self::Output) -> Result<Value, serde_json::Error> {
@@ -147,6 +153,10 @@ struct Typed<T: Tool> {
 impl<T: Tool> DynTool for Typed<T> {
     fn spec(&self) -> &ToolSpec {
         &self.spec
+    }
+
+    fn cache_key(&self, args: &Value) -> String {
+        self.tool.cache_key(args)
     }
 
     fn input_schema(&self) -> &Value {

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod mysql;
 pub mod pg_values;
 pub mod postgres;
+pub mod profile;
 pub mod query;
 pub mod sqlite;
 pub mod types;
@@ -32,6 +33,7 @@ pub fn tools(config: &Config) -> BuiltTools {
         typed(explore::ListTables::new(Arc::clone(&warehouses))),
         typed(explore::DescribeTable::new(Arc::clone(&warehouses))),
         typed(explore::Search::new(Arc::clone(&warehouses))),
-        typed(explore::Explain::new(warehouses)),
+        typed(explore::Explain::new(Arc::clone(&warehouses))),
+        typed(profile::Profile::new(warehouses)),
     ])
 }

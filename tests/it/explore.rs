@@ -280,3 +280,67 @@ async fn mysql_tables_are_described_with_keys_and_plans() {
             .expect("drop");
     }
 }
+
+#[tokio::test]
+async fn a_profile_shows_nulls_ranges_and_common_values() {
+    let client = connect(None).await;
+    let result = call(
+        &client,
+        "sql_profile",
+        json!({"table": "orders", "columns": ["status", "discount"], "top": 2}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let body = structured(&result);
+    assert_eq!(body["row_count"], 25000);
+    let status = &body["columns"][0];
+    assert_eq!(status["name"], "status");
+    assert_eq!(status["nulls"], 0);
+    assert_eq!(status["distinct"], 6);
+    assert_eq!(status["top_values"][0]["value"], "delivered");
+    assert_eq!(status["top_values"].as_array().map(Vec::len), Some(2));
+    let discount = &body["columns"][1];
+    let share = discount["null_fraction"].as_f64().expect("fraction");
+    assert!((0.70..0.80).contains(&share), "{share}");
+    assert!(discount["min"].as_f64().expect("min") > 0.0);
+
+    let result = call(
+        &client,
+        "sql_profile",
+        json!({"sql": "SELECT currency FROM orders WHERE total > 1000"}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    assert_eq!(structured(&result)["columns"][0]["distinct"], 3);
+
+    let refused = call(&client, "sql_profile", json!({"sql": "DELETE FROM orders"})).await;
+    assert!(
+        text(&refused).starts_with("refused: "),
+        "{}",
+        text(&refused)
+    );
+    let sneaky = call(
+        &client,
+        "sql_profile",
+        json!({"table": "orders\"; DROP TABLE orders; --"}),
+    )
+    .await;
+    assert!(is_error(&sneaky));
+    assert!(
+        text(&sneaky).contains("no table or view"),
+        "{}",
+        text(&sneaky)
+    );
+    let unknown = call(
+        &client,
+        "sql_profile",
+        json!({"table": "orders", "columns": ["nope"]}),
+    )
+    .await;
+    assert!(
+        text(&unknown).contains("unknown column"),
+        "{}",
+        text(&unknown)
+    );
+    client.cancel().await.expect("close");
+}

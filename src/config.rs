@@ -79,6 +79,88 @@ pub struct ConfigFile {
     /// SQL warehouses, by name. The first (in name order) is the default, unless one is named `default`.
     #[serde(default)]
     pub warehouses: BTreeMap<String, WarehouseFile>,
+    /// Custom SQL tools: a fixed statement with typed, bound parameters, served as its own tool.
+    #[serde(default)]
+    pub sql_tools: Vec<SqlToolFile>,
+}
+
+/// A custom SQL tool as written.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlToolFile {
+    /// Tool name (`[A-Za-z0-9_.-]`, unique).
+    pub name: String,
+    /// What the tool answers, for the model.
+    pub description: String,
+    /// Warehouse to run on (default: the default warehouse).
+    pub warehouse: Option<String>,
+    /// One read-only statement; values are bound through the dialect's placeholders (`$1`,
+    /// `?`, `?1`) in the order of `parameters`; `{name}` stands for an identifier parameter.
+    pub statement: String,
+    /// Bound parameters, in placeholder order.
+    #[serde(default)]
+    pub parameters: Vec<SqlToolParameter>,
+    /// Identifier parameters (column or table names), each restricted to an allow-list and
+    /// spliced in quoted, never raw.
+    #[serde(default)]
+    pub identifiers: Vec<SqlToolIdentifier>,
+    /// Rows returned at most (default 200).
+    pub max_rows: Option<u32>,
+}
+
+/// A bound parameter of a custom SQL tool.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlToolParameter {
+    /// Argument name.
+    pub name: String,
+    /// string, integer, number, boolean or array.
+    #[serde(rename = "type")]
+    pub kind: SqlParameterType,
+    /// What to pass, for the model.
+    pub description: String,
+    /// Whether the argument must be given (default true unless a default is set).
+    pub required: Option<bool>,
+    /// Value used when the argument is absent.
+    pub default: Option<serde_json::Value>,
+    /// The only values allowed.
+    pub allowed_values: Option<Vec<serde_json::Value>>,
+    /// Smallest allowed number.
+    pub minimum: Option<f64>,
+    /// Largest allowed number.
+    pub maximum: Option<f64>,
+    /// Element type when `type = "array"` (default string).
+    pub items: Option<SqlParameterType>,
+}
+
+/// The JSON type of a custom tool parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlParameterType {
+    /// Text.
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// true or false.
+    Boolean,
+    /// A list, bound as JSON text.
+    Array,
+}
+
+/// An identifier parameter of a custom SQL tool.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlToolIdentifier {
+    /// Argument name, used as `{name}` in the statement.
+    pub name: String,
+    /// What to pass, for the model.
+    pub description: String,
+    /// The identifiers allowed.
+    pub allowed: Vec<String>,
+    /// Used when the argument is absent (default: the first allowed one).
+    pub default: Option<String>,
 }
 
 /// One warehouse as written.
@@ -123,6 +205,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Folder of extra prompts.
     pub prompts_dir: Option<PathBuf>,
+    /// Custom SQL tools, checked by the SQL tool kind when it builds them.
+    pub sql_tools: Vec<SqlToolFile>,
 }
 
 /// Where a warehouse lives.
@@ -222,6 +306,7 @@ impl Config {
             warehouses: vec![WarehouseConfig::demo()],
             data_dir: default_data_dir(),
             prompts_dir: None,
+            sql_tools: Vec::new(),
         }
     }
 
@@ -387,6 +472,7 @@ impl Config {
             warehouses,
             data_dir: expand_path("data_dir", &file.data_dir)?.unwrap_or_else(default_data_dir),
             prompts_dir: expand_path("prompts_dir", &file.prompts_dir)?,
+            sql_tools: file.sql_tools,
         })
     }
 }

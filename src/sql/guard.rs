@@ -153,6 +153,34 @@ impl GuardedSql {
     }
 }
 
+/// Quotes an identifier for `dialect`, doubling any quote character inside it, so that a name
+/// can never end the quoting and become SQL.
+pub fn quote_identifier(dialect: Dialect, identifier: &str) -> String {
+    match dialect {
+        Dialect::Mysql => format!("`{}`", identifier.replace('`', "``")),
+        _ => format!("\"{}\"", identifier.replace('"', "\"\"")),
+    }
+}
+
+/// How many values the statement's placeholders take: the highest `$n`/`?n`, or the number of
+/// plain `?`. `None` when the SQL does not tokenize.
+pub fn placeholder_count(sql: &str, dialect: Dialect) -> Option<usize> {
+    let tokens = Tokenizer::new(dialect.parser_dialect(), sql)
+        .tokenize()
+        .ok()?;
+    let mut plain = 0;
+    let mut highest = 0;
+    for token in tokens {
+        if let Token::Placeholder(text) = token {
+            match text[1..].parse::<usize>() {
+                Ok(n) => highest = highest.max(n),
+                Err(_) => plain += 1,
+            }
+        }
+    }
+    Some(plain.max(highest))
+}
+
 /// Checks `sql` for `dialect`; the only way to obtain a [`GuardedSql`].
 pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
     let parser_dialect = dialect.parser_dialect();
@@ -815,6 +843,28 @@ mod tests {
         refused(Dialect::Sqlite, "SELECT 1 /* /* */ ; DROP TABLE t; /* */");
         refused(Dialect::Sqlite, "SELECT 'a\\'; DROP TABLE t; --'");
         refused(Dialect::Mysql, "SELECT 1--1;DROP TABLE t");
+    }
+
+    #[test]
+    fn quoted_identifiers_cannot_become_sql() {
+        for dialect in ALL {
+            let evil = quote_identifier(dialect, "total\"`; DROP TABLE orders; --");
+            let sql = format!("SELECT 1 FROM t ORDER BY {evil}");
+            allowed(dialect, &sql);
+        }
+        assert_eq!(quote_identifier(Dialect::Postgres, "a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_identifier(Dialect::Mysql, "a`b"), "`a``b`");
+    }
+
+    #[test]
+    fn placeholders_are_counted_per_dialect() {
+        assert_eq!(
+            placeholder_count("SELECT $1, $2, $1", Dialect::Postgres),
+            Some(2)
+        );
+        assert_eq!(placeholder_count("SELECT ?, ?", Dialect::Mysql), Some(2));
+        assert_eq!(placeholder_count("SELECT ?1, ?3", Dialect::Sqlite), Some(3));
+        assert_eq!(placeholder_count("SELECT '?'", Dialect::Mysql), Some(0));
     }
 
     #[test]

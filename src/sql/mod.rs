@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod catalog;
+pub mod custom;
 pub mod demo;
 pub mod explore;
 pub mod format;
@@ -27,13 +28,17 @@ use crate::tools::{BuiltTools, typed};
 /// The SQL tool kind: one warehouse set shared by all `sql_*` tools.
 pub fn tools(config: &Config) -> BuiltTools {
     let warehouses = Arc::new(warehouse::Warehouses::new(config)?);
-    Ok(vec![
+    let mut tools = vec![
         typed(query::SqlQuery::new(Arc::clone(&warehouses))),
         typed(explore::ListWarehouses::new(Arc::clone(&warehouses))),
         typed(explore::ListTables::new(Arc::clone(&warehouses))),
         typed(explore::DescribeTable::new(Arc::clone(&warehouses))),
         typed(explore::Search::new(Arc::clone(&warehouses))),
         typed(explore::Explain::new(Arc::clone(&warehouses))),
-        typed(profile::Profile::new(warehouses)),
-    ])
+        typed(profile::Profile::new(Arc::clone(&warehouses))),
+    ];
+    for file in &config.sql_tools {
+        tools.push(custom::build(file, &warehouses)?);
+    }
+    Ok(tools)
 }

@@ -90,13 +90,7 @@ impl Profile {
     }
 }
 
-/// Quotes an identifier for `dialect`, doubling any quote inside it.
-fn quote(dialect: Dialect, identifier: &str) -> String {
-    match dialect {
-        Dialect::Mysql => format!("`{}`", identifier.replace('`', "``")),
-        _ => format!("\"{}\"", identifier.replace('"', "\"\"")),
-    }
-}
+use super::guard::quote_identifier as quote;
 
 /// Whether values of this database type can be compared for min/max and counted distinct.
 fn comparable(dialect: Dialect, type_name: &str) -> bool {

@@ -5,6 +5,7 @@ mod support;
 
 mod accounts;
 mod cli;
+mod custom_tools;
 mod errors;
 mod explore;
 mod garbage;

@@ -44,12 +44,15 @@ pub fn registry(config: &Config) -> Result<Registry, BuildError> {
         config.tool_policies.clone(),
     );
     for kind in KINDS {
-        let tools = (kind.build)(config).map_err(|message| BuildError::Kind {
+        let offer = (kind.build)(config).map_err(|message| BuildError::Kind {
             kind: kind.name,
             message,
         })?;
-        for tool in tools {
+        for tool in offer.tools {
             registry.register(tool)?;
+        }
+        for provider in offer.resources {
+            registry.register_resources(provider);
         }
     }
     registry.check_policy_targets()?;

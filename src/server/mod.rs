@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult, ListResourcesResult,
-    ListToolsResult, MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    Prompt, PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Resource, ResourceContents, Role, ServerCapabilities, ServerConfig, Tool,
+    GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, MetaObject,
+    PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt, PromptArgument,
+    PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, Role, ServerCapabilities, ServerConfig, Tool,
     ToolAnnotations,
 };
 use rmcp::service::RequestContext;
@@ -241,7 +242,34 @@ impl ServerHandler for DataMcp {
             .with_title("datamcp call statistics")
             .with_description("Per-tool calls, errors, timeouts, cache hits, retries, success rate and latency percentiles")
             .with_mime_type("application/json");
-        Ok(ListResourcesResult::with_all_items(vec![stats]))
+        let mut resources = vec![stats];
+        for provider in self.registry.resource_providers() {
+            resources.extend(provider.resources().into_iter().map(|r| {
+                Resource::new(r.uri, r.name)
+                    .with_description(r.description)
+                    .with_mime_type(r.mime_type)
+            }));
+        }
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let templates = self
+            .registry
+            .resource_providers()
+            .iter()
+            .flat_map(|provider| provider.templates())
+            .map(|t| {
+                ResourceTemplate::new(t.uri_template, t.name)
+                    .with_description(t.description)
+                    .with_mime_type(t.mime_type)
+            })
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -250,8 +278,26 @@ impl ServerHandler for DataMcp {
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri != STATS_URI {
+            for provider in self.registry.resource_providers() {
+                if let Some(read) = provider.read(&request.uri, &self.registry) {
+                    return match read.await {
+                        Ok(text) => Ok(ReadResourceResult::new(vec![
+                            ResourceContents::text(text, request.uri.clone())
+                                .with_mime_type("application/json"),
+                        ])
+                        .into()),
+                        Err(ToolError::InvalidArguments(message)) => {
+                            Err(McpError::resource_not_found(message, None))
+                        }
+                        Err(other) => Err(McpError::internal_error(other.to_string(), None)),
+                    };
+                }
+            }
             return Err(McpError::resource_not_found(
-                format!("unknown resource '{}'; call resources/list", request.uri),
+                format!(
+                    "unknown resource '{}'; call resources/list and resources/templates/list",
+                    request.uri
+                ),
                 None,
             ));
         }

@@ -16,6 +16,7 @@ pub mod pg_values;
 pub mod postgres;
 pub mod profile;
 pub mod query;
+pub mod resources;
 pub mod sqlite;
 pub mod types;
 pub mod warehouse;
@@ -23,7 +24,7 @@ pub mod warehouse;
 use std::sync::Arc;
 
 use crate::config::Config;
-use crate::tools::{BuiltTools, typed};
+use crate::tools::{BuiltTools, KindOffer, typed};
 
 /// The SQL tool kind: one warehouse set shared by all `sql_*` tools.
 pub fn tools(config: &Config) -> BuiltTools {
@@ -40,5 +41,10 @@ pub fn tools(config: &Config) -> BuiltTools {
     for file in &config.sql_tools {
         tools.push(custom::build(file, &warehouses)?);
     }
-    Ok(tools)
+    let schemas =
+        resources::TableSchemas::new(warehouses.names().iter().map(|n| (*n).to_owned()).collect());
+    Ok(KindOffer {
+        tools,
+        resources: vec![Arc::new(schemas)],
+    })
 }

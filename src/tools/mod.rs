@@ -13,6 +13,7 @@ pub mod context;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
+pub mod resources;
 pub mod result;
 pub mod schema;
 
@@ -128,9 +129,17 @@ pub trait DynTool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
-/// What a tool kind builds from the config: its tools, or what in the config makes them
-/// unusable.
-pub type BuiltTools = Result<Vec<Arc<dyn DynTool>>, String>;
+/// What a tool kind offers: its tools and any resources besides them.
+#[derive(Default)]
+pub struct KindOffer {
+    /// The kind's tools.
+    pub tools: Vec<Arc<dyn DynTool>>,
+    /// Providers of the kind's resources.
+    pub resources: Vec<Arc<dyn resources::ResourceProvider>>,
+}
+
+/// What a tool kind builds from the config: its offer, or what in the config makes it unusable.
+pub type BuiltTools = Result<KindOffer, String>;
 
 /// Erases a typed [`Tool`] into a [`DynTool`], generating its schemas once.
 pub fn typed<T: Tool>(tool: T) -> Arc<dyn DynTool> {

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::ProgressSink;
 use super::metrics::MetricsSnapshot;
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
+use super::resources::{Providers, ResourceProvider};
 use super::result::{ExecutionMeta, ToolError, ToolResult};
 use super::schema::{ArgumentValidator, schema_of};
 use super::{Annotations, DynTool};
@@ -108,6 +109,7 @@ pub struct Registry {
     overrides: BTreeMap<String, PolicyOverride>,
     offered: RwLock<BTreeSet<String>>,
     tools: RwLock<Tools>,
+    resources: RwLock<Providers>,
 }
 
 #[derive(Default)]
@@ -129,6 +131,7 @@ impl Registry {
             overrides,
             offered: RwLock::default(),
             tools: RwLock::default(),
+            resources: RwLock::default(),
         }
     }
 
@@ -170,6 +173,16 @@ impl Registry {
         tools.order.push(name.clone());
         tools.by_name.insert(name, entry);
         Ok(true)
+    }
+
+    /// Adds a provider of resources.
+    pub fn register_resources(&self, provider: Arc<dyn ResourceProvider>) {
+        write(&self.resources).push(provider);
+    }
+
+    /// Every resource provider.
+    pub fn resource_providers(&self) -> Providers {
+        read(&self.resources).clone()
     }
 
     /// Fails when the config sets a policy for a tool no kind offered.

@@ -283,6 +283,106 @@ fn guard_throughput() {
     }
 }
 
+/// `sql_query SELECT 1` on PostgreSQL over stdio, against the same query on a bare sqlx pool.
+fn postgres_overhead(dir: &Path) {
+    const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+    let config = dir.join("pg.toml");
+    std::fs::write(
+        &config,
+        format!("[warehouses.pg]\nurl = \"{URL}\"\n[tools.sql_query]\ncache_ttl_ms = 0\n"),
+    )
+    .expect("config");
+    let calls = 2_000;
+    let mut server = Server::spawn(dir, Some(&config));
+    server.initialize();
+    for _ in 0..200 {
+        server.call(json!({"sql": "SELECT 1"}));
+    }
+    let mut ours = Vec::with_capacity(calls);
+    let cpu_before = server.cpu_seconds();
+    for _ in 0..calls {
+        let started = Instant::now();
+        let response = server.call(json!({"sql": "SELECT 1"}));
+        ours.push(started.elapsed());
+        assert!(response.contains("\"rows\":[[1]]"), "{response}");
+    }
+    let cpu = server.cpu_seconds() - cpu_before;
+    ours.sort();
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut bare = Vec::with_capacity(calls);
+    runtime.block_on(async {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(URL)
+            .await
+            .expect("connect");
+        for _ in 0..200 {
+            let _: i32 = sqlx::query_scalar("SELECT 1")
+                .fetch_one(&pool)
+                .await
+                .expect("query");
+        }
+        for _ in 0..calls {
+            let started = Instant::now();
+            let _: i32 = sqlx::query_scalar("SELECT 1")
+                .fetch_one(&pool)
+                .await
+                .expect("query");
+            bare.push(started.elapsed());
+        }
+    });
+    bare.sort();
+    let (p50_ours, p50_bare) = (percentile(&ours, 0.5), percentile(&bare, 0.5));
+    println!(
+        "PostgreSQL SELECT 1: sql_query over stdio p50 {:.1} µs (server CPU {:.1} µs/call), bare sqlx pool p50 {:.1} µs: {:.2}x",
+        micros(p50_ours),
+        cpu / calls as f64 * 1e6,
+        micros(p50_bare),
+        p50_ours.as_secs_f64() / p50_bare.as_secs_f64()
+    );
+}
+
+/// Rendering 100,000 rows of 5 columns to JSON (the structured rows) and CSV.
+fn render_throughput() {
+    use datamcp::sql::format::{Format, render};
+    use datamcp::sql::types::Column;
+    let columns: Vec<Column> = ["id", "customer", "status", "total", "ordered_at"]
+        .iter()
+        .map(|n| Column::new(n, "TEXT"))
+        .collect();
+    let rows: Vec<Vec<Value>> = (0..100_000)
+        .map(|i| {
+            vec![
+                json!(i),
+                json!(format!("customer {}", i % 997)),
+                json!(["paid", "shipped", "delivered"][i % 3]),
+                json!((i % 10_000) as f64 / 100.0),
+                json!("2024-03-05T10:22:13Z"),
+            ]
+        })
+        .collect();
+    for (label, format) in [
+        ("JSON", Format::Json),
+        ("CSV", Format::Csv),
+        ("Markdown", Format::Markdown),
+    ] {
+        let started = Instant::now();
+        let mut bytes = 0;
+        let rounds = 5;
+        for _ in 0..rounds {
+            bytes = std::hint::black_box(render(format, &columns, &rows)).len();
+        }
+        let per_round = started.elapsed().as_secs_f64() / rounds as f64;
+        println!(
+            "render 100,000 rows x 5 columns to {label}: {:.0} rows/s ({:.1} ms, {:.1} MB)",
+            100_000.0 / per_round,
+            per_round * 1000.0,
+            bytes as f64 / 1e6
+        );
+    }
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -300,4 +400,6 @@ fn main() {
         rss_c as f64 / 1024.0
     );
     guard_throughput();
+    render_throughput();
+    postgres_overhead(&dir);
 }

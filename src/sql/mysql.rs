@@ -169,15 +169,15 @@ impl MysqlEngine {
         } else {
             format!("SET SESSION max_execution_time = {limit}")
         };
-        sqlx::query(sqlx::AssertSqlSafe(set_limit))
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("START TRANSACTION READ ONLY")
-            .execute(&mut *conn)
-            .await?;
-        let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
-            .fetch_one(&mut *conn)
-            .await?;
+        // One round trip for the whole preamble: datamcp's own fixed SQL (the limit is our
+        // number), so several statements in one text are safe here, and only here.
+        let preamble = format!("{set_limit}; START TRANSACTION READ ONLY; SELECT CONNECTION_ID()");
+        let id: u64 = sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
+            .fetch_all(&mut *conn)
+            .await?
+            .last()
+            .ok_or_else(|| sqlx::Error::Protocol("no connection id".into()))?
+            .try_get(0)?;
 
         let finished = CancellationToken::new();
         let watcher = {

@@ -153,14 +153,18 @@ impl PostgresEngine {
         let conn = &mut *session.conn;
         self.check_account(conn).await?;
 
-        sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
+        // One round trip for the whole preamble: it is datamcp's own fixed SQL (the timeout is
+        // our number), so the simple protocol's several statements are safe here, and only here.
         let timeout = remaining.min(self.statement_timeout).as_millis().max(1);
-        let pid: i32 =
-            sqlx::query("SELECT pg_backend_pid(), set_config('statement_timeout', $1, true)")
-                .bind(format!("{timeout}ms"))
-                .fetch_one(&mut *conn)
-                .await?
-                .try_get(0)?;
+        let preamble = format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout}; SELECT pg_backend_pid()"
+        );
+        let pid: i32 = sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
+            .fetch_all(&mut *conn)
+            .await?
+            .last()
+            .ok_or_else(|| sqlx::Error::Protocol("no backend pid".into()))?
+            .try_get(0)?;
 
         // Should the call be cancelled or time out while the server works, cancel the backend's
         // query from another connection: dropping ours alone would leave it running.

@@ -351,8 +351,15 @@ async fn table_schemas_are_resources() {
 
     let client = connect(None).await;
     let resources = client.list_all_resources().await.expect("resources/list");
-    assert!(resources.iter().any(|r| r.uri == "datamcp://warehouse/demo/tables"));
-    let templates = client.list_all_resource_templates().await.expect("resources/templates/list");
+    assert!(
+        resources
+            .iter()
+            .any(|r| r.uri == "datamcp://warehouse/demo/tables")
+    );
+    let templates = client
+        .list_all_resource_templates()
+        .await
+        .expect("resources/templates/list");
     assert!(
         templates
             .iter()
@@ -368,16 +375,25 @@ async fn table_schemas_are_resources() {
                 .map(|r| serde_json::to_value(&r.contents[0]).expect("contents"))
         }
     };
-    let tables = read("datamcp://warehouse/demo/tables").await.expect("tables");
+    let tables = read("datamcp://warehouse/demo/tables")
+        .await
+        .expect("tables");
     let tables: Value = serde_json::from_str(tables["text"].as_str().expect("text")).expect("json");
     assert_eq!(tables["tables"].as_array().map(Vec::len), Some(5));
 
-    let orders = read("datamcp://warehouse/demo/table/orders").await.expect("orders");
+    let orders = read("datamcp://warehouse/demo/table/orders")
+        .await
+        .expect("orders");
     let orders: Value = serde_json::from_str(orders["text"].as_str().expect("text")).expect("json");
     assert_eq!(orders["columns"][0]["name"], "id");
     assert_eq!(orders["foreign_keys"][0]["references_table"], "customers");
 
-    let missing = read("datamcp://warehouse/demo/table/nope").await.expect_err("no such table");
-    assert!(missing.to_string().contains("no table or view 'nope'"), "{missing}");
+    let missing = read("datamcp://warehouse/demo/table/nope")
+        .await
+        .expect_err("no such table");
+    assert!(
+        missing.to_string().contains("no table or view 'nope'"),
+        "{missing}"
+    );
     client.cancel().await.expect("close");
 }

@@ -17,6 +17,7 @@ pub mod postgres;
 pub mod profile;
 pub mod query;
 pub mod resources;
+pub mod session;
 pub mod sqlite;
 pub mod types;
 pub mod warehouse;

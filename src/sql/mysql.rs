@@ -18,50 +18,29 @@ use base64::Engine as _;
 use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions, MySqlRow};
-use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, MySql, Row as _, TypeInfo as _, ValueRef as _};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
+use super::session::{ServerSettings, Session, refuse_if_required, warn_if_writable, watching};
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
 
-/// How a MySQL or MariaDB warehouse connects.
-#[derive(Debug, Clone)]
-pub struct MysqlSettings {
-    /// The warehouse's name, for logs.
-    pub name: String,
-    /// Refuse every query when the account can write.
-    pub require_read_only_account: bool,
-    /// Connection URL (may hold a password: never log it).
-    pub url: String,
-    /// Largest number of open connections.
-    pub max_connections: u32,
-    /// Longest wait for a connection, including connecting.
-    pub acquire_timeout: Duration,
-    /// Idle connections older than this are closed.
-    pub idle_timeout: Duration,
-    /// Upper bound of the statement time limit for one query.
-    pub statement_timeout: Duration,
-}
-
 /// A lazily connecting pool of MySQL or MariaDB connections.
 pub struct MysqlEngine {
-    name: String,
-    require_read_only_account: bool,
+    settings: ServerSettings,
     account: OnceCell<AccountCheck>,
     pool: MySqlPool,
     place: String,
-    statement_timeout: Duration,
     mariadb: OnceCell<bool>,
 }
 
 impl MysqlEngine {
     /// Parses the URL and prepares the pool; nothing connects yet.
-    pub fn new(settings: &MysqlSettings) -> Result<Self, String> {
+    pub fn new(settings: &ServerSettings) -> Result<Self, String> {
         let url = settings.url.replacen("mariadb://", "mysql://", 1);
         let options = MySqlConnectOptions::from_str(&url)
             .map_err(|e| format!("not a valid MySQL/MariaDB URL: {e}"))?;
@@ -80,12 +59,10 @@ impl MysqlEngine {
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(MysqlEngine {
-            name: settings.name.clone(),
-            require_read_only_account: settings.require_read_only_account,
+            settings: settings.clone(),
             account: OnceCell::new(),
             pool,
             place,
-            statement_timeout: settings.statement_timeout,
             mariadb: OnceCell::new(),
         })
     }
@@ -101,32 +78,23 @@ impl MysqlEngine {
         let check = self
             .account
             .get_or_try_init(|| async {
-                let rows = sqlx::query(super::account::MYSQL).fetch_all(&mut *conn).await?;
+                let rows = sqlx::query(super::account::MYSQL)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 let values: Vec<Vec<Value>> = rows
                     .iter()
-                    .map(|row| (0..row.len()).map(|i| row.try_get_raw(i).map(to_json)).collect())
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| row.try_get_raw(i).map(to_json))
+                            .collect()
+                    })
                     .collect::<Result<_, _>>()?;
                 let check = super::account::mysql(&values);
-                if check.can_write() && !self.require_read_only_account {
-                    tracing::warn!(
-                        warehouse = %self.name,
-                        capabilities = ?check.write_capabilities,
-                        "the warehouse's account can write; datamcp only reads, but use a read-only account (see README)"
-                    );
-                }
+                warn_if_writable(&self.settings, &check);
                 Ok::<_, sqlx::Error>(check)
             })
             .await?;
-        if check.can_write() && self.require_read_only_account {
-            return Err(sqlx::Error::Configuration(
-                format!(
-                    "require_read_only_account is set and the account {}; connect with a read-only role or user",
-                    check.write_capabilities.join(", ")
-                )
-                .into(),
-            ));
-        }
-        Ok(())
+        refuse_if_required(&self.settings, check)
     }
 
     /// Closes every connection.
@@ -149,7 +117,7 @@ impl MysqlEngine {
         cancel: &CancellationToken,
     ) -> Result<QueryRows, sqlx::Error> {
         let conn = self.pool.acquire().await?;
-        let mut session = Session { conn, clean: false };
+        let mut session = Session::new(conn);
         let conn = &mut *session.conn;
         self.check_account(conn).await?;
 
@@ -162,7 +130,10 @@ impl MysqlEngine {
                 Ok::<_, sqlx::Error>(version.contains("MariaDB"))
             })
             .await?;
-        let limit = remaining.min(self.statement_timeout).as_millis().max(1);
+        let limit = remaining
+            .min(self.settings.statement_timeout)
+            .as_millis()
+            .max(1);
         // Our own number, not client input.
         let set_limit = if mariadb {
             format!("SET SESSION max_statement_time = {}", limit as f64 / 1000.0)
@@ -179,23 +150,9 @@ impl MysqlEngine {
             .ok_or_else(|| sqlx::Error::Protocol("no connection id".into()))?
             .try_get(0)?;
 
-        let finished = CancellationToken::new();
-        let watcher = {
-            let (cancel, finished, pool) = (cancel.clone(), finished.clone(), self.pool.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = finished.cancelled() => false,
-                    _ = cancel.cancelled() => {
-                        kill_query(&pool, id).await;
-                        true
-                    }
-                }
-            })
-        };
-        let rows = read(conn, sql, params, limits).await;
-        finished.cancel();
-        let fired = watcher.await.unwrap_or(true);
+        let pool = self.pool.clone();
+        let stop = move || Box::pin(async move { kill_query(&pool, id).await }) as _;
+        let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
             return Err(sqlx::Error::Protocol("the query was cancelled".into()));
@@ -224,20 +181,6 @@ async fn kill_query(pool: &MySqlPool, id: u64) {
     match result {
         Ok(()) => tracing::debug!(id, "killed the query of an abandoned call"),
         Err(error) => tracing::warn!(id, %error, "could not kill an abandoned query"),
-    }
-}
-
-/// A pooled connection that is closed, not reused, unless its query finished cleanly.
-struct Session {
-    conn: PoolConnection<MySql>,
-    clean: bool,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.clean {
-            self.conn.close_on_drop();
-        }
     }
 }
 

@@ -11,51 +11,30 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
+use super::session::{ServerSettings, Session, refuse_if_required, warn_if_writable, watching};
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
 use super::warehouse::QueryRows;
 use crate::tools::ToolError;
 
-/// How a PostgreSQL warehouse connects.
-#[derive(Debug, Clone)]
-pub struct PostgresSettings {
-    /// The warehouse's name, for logs.
-    pub name: String,
-    /// Refuse every query when the account can write.
-    pub require_read_only_account: bool,
-    /// Connection URL (may hold a password: never log it).
-    pub url: String,
-    /// Largest number of open connections.
-    pub max_connections: u32,
-    /// Longest wait for a connection, including connecting.
-    pub acquire_timeout: Duration,
-    /// Idle connections older than this are closed.
-    pub idle_timeout: Duration,
-    /// Upper bound of `statement_timeout` for one query.
-    pub statement_timeout: Duration,
-}
-
 /// A lazily connecting pool of read-only sessions.
 pub struct PostgresEngine {
-    name: String,
-    require_read_only_account: bool,
+    settings: ServerSettings,
     account: OnceCell<AccountCheck>,
     pool: PgPool,
     place: String,
-    statement_timeout: Duration,
 }
 
 impl PostgresEngine {
     /// Parses the URL and prepares the pool; nothing connects yet.
-    pub fn new(settings: &PostgresSettings) -> Result<Self, String> {
+    pub fn new(settings: &ServerSettings) -> Result<Self, String> {
         let mut options = PgConnectOptions::from_str(&settings.url)
             .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?
             // The session itself refuses writes, even outside our explicit transaction.
@@ -81,12 +60,10 @@ impl PostgresEngine {
             .test_before_acquire(false)
             .connect_lazy_with(options);
         Ok(PostgresEngine {
-            name: settings.name.clone(),
-            require_read_only_account: settings.require_read_only_account,
+            settings: settings.clone(),
             account: OnceCell::new(),
             pool,
             place,
-            statement_timeout: settings.statement_timeout,
         })
     }
 
@@ -101,32 +78,24 @@ impl PostgresEngine {
         let check = self
             .account
             .get_or_try_init(|| async {
-                let rows = sqlx::query(super::account::POSTGRES).fetch_all(&mut *conn).await?;
+                let rows = sqlx::query(super::account::POSTGRES)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 let values: Vec<Vec<Value>> = rows
                     .iter()
-                    .map(|row| (0..row.len()).map(|i| row.try_get_raw(i).map(super::pg_values::to_json)).collect())
+                    .map(|row| {
+                        (0..row.len())
+                            .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
+                            .collect()
+                    })
                     .collect::<Result<_, _>>()?;
-                let check = super::account::postgres(values.first().map(Vec::as_slice).unwrap_or(&[]));
-                if check.can_write() && !self.require_read_only_account {
-                    tracing::warn!(
-                        warehouse = %self.name,
-                        capabilities = ?check.write_capabilities,
-                        "the warehouse's account can write; datamcp only reads, but use a read-only account (see README)"
-                    );
-                }
+                let check =
+                    super::account::postgres(values.first().map(Vec::as_slice).unwrap_or(&[]));
+                warn_if_writable(&self.settings, &check);
                 Ok::<_, sqlx::Error>(check)
             })
             .await?;
-        if check.can_write() && self.require_read_only_account {
-            return Err(sqlx::Error::Configuration(
-                format!(
-                    "require_read_only_account is set and the account {}; connect with a read-only role or user",
-                    check.write_capabilities.join(", ")
-                )
-                .into(),
-            ));
-        }
-        Ok(())
+        refuse_if_required(&self.settings, check)
     }
 
     /// Closes every connection.
@@ -149,13 +118,16 @@ impl PostgresEngine {
         cancel: &CancellationToken,
     ) -> Result<QueryRows, sqlx::Error> {
         let conn = self.pool.acquire().await?;
-        let mut session = Session { conn, clean: false };
+        let mut session = Session::new(conn);
         let conn = &mut *session.conn;
         self.check_account(conn).await?;
 
         // One round trip for the whole preamble: it is datamcp's own fixed SQL (the timeout is
         // our number), so the simple protocol's several statements are safe here, and only here.
-        let timeout = remaining.min(self.statement_timeout).as_millis().max(1);
+        let timeout = remaining
+            .min(self.settings.statement_timeout)
+            .as_millis()
+            .max(1);
         let preamble = format!(
             "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout}; SELECT pg_backend_pid()"
         );
@@ -166,28 +138,9 @@ impl PostgresEngine {
             .ok_or_else(|| sqlx::Error::Protocol("no backend pid".into()))?
             .try_get(0)?;
 
-        // Should the call be cancelled or time out while the server works, cancel the backend's
-        // query from another connection: dropping ours alone would leave it running.
-        let finished = CancellationToken::new();
-        let watcher = {
-            let (cancel, finished, pool) = (cancel.clone(), finished.clone(), self.pool.clone());
-            tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    _ = finished.cancelled() => false,
-                    _ = cancel.cancelled() => {
-                        cancel_backend(&pool, pid).await;
-                        true
-                    }
-                }
-            })
-        };
-
-        let rows = read(conn, sql, params, limits).await;
-        finished.cancel();
-        // A cancel request already under way could hit the next query on this connection, so
-        // a connection whose watcher fired is never reused.
-        let fired = watcher.await.unwrap_or(true);
+        let pool = self.pool.clone();
+        let stop = move || Box::pin(async move { cancel_backend(&pool, pid).await }) as _;
+        let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
             return Err(sqlx::Error::Protocol("the query was cancelled".into()));
@@ -214,20 +167,6 @@ async fn cancel_backend(pool: &PgPool, pid: i32) {
     match result {
         Ok(()) => tracing::debug!(pid, "cancelled the query of an abandoned call"),
         Err(error) => tracing::warn!(pid, %error, "could not cancel an abandoned query"),
-    }
-}
-
-/// A pooled connection that is closed, not reused, unless its query finished cleanly.
-struct Session {
-    conn: PoolConnection<Postgres>,
-    clean: bool,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        if !self.clean {
-            self.conn.close_on_drop();
-        }
     }
 }
 

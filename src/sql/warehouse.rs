@@ -11,8 +11,9 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::guard::{Dialect, GuardedSql};
-use super::mysql::{MysqlEngine, MysqlSettings};
-use super::postgres::{PostgresEngine, PostgresSettings};
+use super::mysql::MysqlEngine;
+use super::postgres::PostgresEngine;
+use super::session::ServerSettings;
 use super::sqlite::{SqlitePool, SqliteSettings};
 use super::types::{Column, ReadLimits};
 use crate::config::{Config, WarehouseConfig, WarehouseLocation};
@@ -91,6 +92,18 @@ enum Engine {
     Mysql(MysqlEngine),
 }
 
+fn server_settings(config: &WarehouseConfig, url: &str) -> ServerSettings {
+    ServerSettings {
+        name: config.name.clone(),
+        require_read_only_account: config.require_read_only_account,
+        url: url.to_owned(),
+        max_connections: config.max_connections,
+        acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
+        idle_timeout: Duration::from_millis(config.idle_timeout_ms),
+        statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+    }
+}
+
 /// Rows read by a query, in order, with the columns they share.
 #[derive(Debug)]
 pub struct QueryRows {
@@ -112,28 +125,12 @@ impl Warehouse {
                 pool: OnceCell::new(),
             },
             WarehouseLocation::Postgres(url) => Engine::Postgres(
-                PostgresEngine::new(&PostgresSettings {
-                    name: config.name.clone(),
-                    require_read_only_account: config.require_read_only_account,
-                    url: url.expose().to_owned(),
-                    max_connections: config.max_connections,
-                    acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
-                    idle_timeout: Duration::from_millis(config.idle_timeout_ms),
-                    statement_timeout: Duration::from_millis(config.statement_timeout_ms),
-                })
-                .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
+                PostgresEngine::new(&server_settings(&config, url.expose()))
+                    .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
             ),
             WarehouseLocation::Mysql(url) => Engine::Mysql(
-                MysqlEngine::new(&MysqlSettings {
-                    name: config.name.clone(),
-                    require_read_only_account: config.require_read_only_account,
-                    url: url.expose().to_owned(),
-                    max_connections: config.max_connections,
-                    acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
-                    idle_timeout: Duration::from_millis(config.idle_timeout_ms),
-                    statement_timeout: Duration::from_millis(config.statement_timeout_ms),
-                })
-                .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
+                MysqlEngine::new(&server_settings(&config, url.expose()))
+                    .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
             ),
         };
         Ok(Warehouse { config, engine })

@@ -155,16 +155,32 @@ fn reset_sqlite(path: &Path) {
     .expect("fixture");
 }
 
+/// Files a probe may make the database write. Each test process uses names of its own, so runs
+/// side by side cannot meet each other's files.
+const PROBE_FILES: [&str; 6] = [
+    "attached.db",
+    "vacuum.db",
+    "writefile",
+    "copy.csv",
+    "outfile",
+    "dumpfile",
+];
+
+fn probe_file(name: &str) -> String {
+    format!("/tmp/datamcp_probe_{}_{name}", std::process::id())
+}
+
+/// The corpus names files `/tmp/datamcp_probe_<name>`; this run's own names replace them.
+fn with_own_files(sql: &str) -> String {
+    sql.replace(
+        "/tmp/datamcp_probe_",
+        &format!("/tmp/datamcp_probe_{}_", std::process::id()),
+    )
+}
+
 fn remove_probe_files() {
-    for file in [
-        "/tmp/datamcp_probe_attached.db",
-        "/tmp/datamcp_probe_vacuum.db",
-        "/tmp/datamcp_probe_writefile",
-        "/tmp/datamcp_probe_copy.csv",
-        "/tmp/datamcp_probe_outfile",
-        "/tmp/datamcp_probe_dumpfile",
-    ] {
-        let _ = std::fs::remove_file(file);
+    for name in PROBE_FILES {
+        let _ = std::fs::remove_file(probe_file(name));
     }
 }
 
@@ -180,16 +196,17 @@ async fn the_database_side_layer_alone_refuses_all_but_the_documented_holes() {
     let mut accepted = BTreeSet::new();
     for case in corpus().into_iter().filter(|c| !c.allow && c.probe) {
         remove_probe_files();
+        let sql = with_own_files(&case.sql);
         let accepted_here = match case.dialect {
             Dialect::Sqlite => {
                 reset_sqlite(&sqlite);
                 let warehouses = warehouses(&format!("sqlite://{}", sqlite.display()));
                 let before = std::fs::read(&sqlite).expect("read");
-                let ok = database_accepts(&warehouses, &case.sql, case.dialect).await;
+                let ok = database_accepts(&warehouses, &sql, case.dialect).await;
                 let changed = std::fs::read(&sqlite).expect("read") != before
-                    || Path::new("/tmp/datamcp_probe_attached.db").exists()
-                    || Path::new("/tmp/datamcp_probe_vacuum.db").exists()
-                    || Path::new("/tmp/datamcp_probe_writefile").exists();
+                    || ["attached.db", "vacuum.db", "writefile"]
+                        .iter()
+                        .any(|name| Path::new(&probe_file(name)).exists());
                 assert!(
                     !changed,
                     "SQLite's session layer let {:?} change something",
@@ -202,14 +219,14 @@ async fn the_database_side_layer_alone_refuses_all_but_the_documented_holes() {
             Dialect::Postgres => {
                 reset_postgres(&schema).await;
                 let pg = warehouses(&pg_url);
-                let ok = database_accepts(&pg, &case.sql, case.dialect).await;
+                let ok = database_accepts(&pg, &sql, case.dialect).await;
                 pg.close().await;
                 ok
             }
             Dialect::Mysql => {
                 reset_mysql(&database).await;
                 let my = warehouses(&my_url);
-                let ok = database_accepts(&my, &case.sql, case.dialect).await;
+                let ok = database_accepts(&my, &sql, case.dialect).await;
                 my.close().await;
                 ok
             }

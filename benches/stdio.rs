@@ -209,7 +209,7 @@ fn tiny_calls(dir: &Path, config: Option<&Path>, label: &str) -> u64 {
 fn big_result(dir: &Path, config: &Path) -> u64 {
     let mut server = Server::spawn(dir, Some(config));
     server.initialize();
-    let arguments = json!({"sql": "SELECT * FROM orders LIMIT 10000", "max_rows": 10000});
+    let arguments = json!({"sql": "SELECT * FROM orders LIMIT 10000", "max_rows": 10000, "max_bytes": 16_777_216});
     server.call(arguments.clone());
     let mut samples = Vec::new();
     let mut response = String::new();

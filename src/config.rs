@@ -68,6 +68,9 @@ pub struct ConfigFile {
     pub data_dir: Option<String>,
     /// Folder of extra prompt files (`*.md` with TOML front matter) served next to the built-in ones.
     pub prompts_dir: Option<String>,
+    /// Folder for result files (`sql_query` with `format = "parquet"`); default: `output` in the
+    /// data folder.
+    pub output_dir: Option<String>,
     /// Serve the embedded SQLite demo warehouse (default: only when no warehouse is configured).
     pub demo: Option<bool>,
     /// Policy defaults for every tool.
@@ -205,6 +208,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Folder of extra prompts.
     pub prompts_dir: Option<PathBuf>,
+    /// Folder for result files.
+    pub output_dir: PathBuf,
     /// Custom SQL tools, checked by the SQL tool kind when it builds them.
     pub sql_tools: Vec<SqlToolFile>,
 }
@@ -305,6 +310,7 @@ impl Config {
             tool_policies: BTreeMap::new(),
             warehouses: vec![WarehouseConfig::demo()],
             data_dir: default_data_dir(),
+            output_dir: default_data_dir().join("output"),
             prompts_dir: None,
             sql_tools: Vec::new(),
         }
@@ -344,6 +350,7 @@ impl Config {
         if let Some(dir) = &mut self.prompts_dir {
             resolve(dir);
         }
+        resolve(&mut self.output_dir);
         if self.data_dir.is_relative() {
             self.data_dir = base.join(&self.data_dir);
         }
@@ -470,6 +477,12 @@ impl Config {
             default_policy: Policy::default().with(&file.policy),
             tool_policies: file.tools,
             warehouses,
+            output_dir: match expand_path("output_dir", &file.output_dir)? {
+                Some(dir) => dir,
+                None => expand_path("data_dir", &file.data_dir)?
+                    .unwrap_or_else(default_data_dir)
+                    .join("output"),
+            },
             data_dir: expand_path("data_dir", &file.data_dir)?.unwrap_or_else(default_data_dir),
             prompts_dir: expand_path("prompts_dir", &file.prompts_dir)?,
             sql_tools: file.sql_tools,

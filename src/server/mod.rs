@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::prompts::PromptLibrary;
 use crate::tools::context::ProgressSink;
 use crate::tools::registry::RegisteredTool;
+use crate::tools::resources::ResourceContent;
 use crate::tools::{Registry, ToolError, ToolResult};
 
 /// URI of the metrics resource.
@@ -82,10 +83,23 @@ fn as_object(value: &Value) -> Map<String, Value> {
 pub fn call_tool_result(result: ToolResult) -> CallToolResult {
     let meta = result.meta.clone();
     let error_kind = result.outcome.as_ref().err().map(ToolError::kind);
+    let links = result
+        .outcome
+        .as_ref()
+        .map(|output| output.links.clone())
+        .unwrap_or_default();
     let (structured, text) = result.into_content();
+    let mut content = vec![ContentBlock::text(text)];
+    content.extend(links.into_iter().map(|link| {
+        ContentBlock::resource_link(
+            Resource::new(link.uri, link.name)
+                .with_description(link.description)
+                .with_mime_type(link.mime_type),
+        )
+    }));
     let mut response = match error_kind {
-        Some(_) => CallToolResult::error(vec![ContentBlock::text(text)]),
-        None => CallToolResult::success(vec![ContentBlock::text(text)]),
+        Some(_) => CallToolResult::error(content),
+        None => CallToolResult::success(content),
     };
     response.structured_content = structured;
     if let Some(kind) = error_kind {
@@ -281,11 +295,22 @@ impl ServerHandler for DataMcp {
             for provider in self.registry.resource_providers() {
                 if let Some(read) = provider.read(&request.uri, &self.registry) {
                     return match read.await {
-                        Ok(text) => Ok(ReadResourceResult::new(vec![
-                            ResourceContents::text(text, request.uri.clone())
-                                .with_mime_type("application/json"),
-                        ])
-                        .into()),
+                        Ok(ResourceContent::Text { text, mime_type }) => {
+                            Ok(ReadResourceResult::new(vec![
+                                ResourceContents::text(text, request.uri.clone())
+                                    .with_mime_type(mime_type),
+                            ])
+                            .into())
+                        }
+                        Ok(ResourceContent::Blob { bytes, mime_type }) => {
+                            use base64::Engine as _;
+                            let blob = base64::engine::general_purpose::STANDARD.encode(bytes);
+                            Ok(ReadResourceResult::new(vec![
+                                ResourceContents::blob(blob, request.uri.clone())
+                                    .with_mime_type(mime_type),
+                            ])
+                            .into())
+                        }
                         Err(ToolError::InvalidArguments(message)) => {
                             Err(McpError::resource_not_found(message, None))
                         }

@@ -289,10 +289,15 @@ impl DynTool for CustomSqlTool {
                 columns: result.columns,
                 rows: result.rows,
                 truncated: result.truncated,
+                file: None,
             };
             let structured =
                 serde_json::to_value(output).map_err(|e| ToolError::Internal(e.to_string()))?;
-            Ok(ToolOutput { structured, text })
+            Ok(ToolOutput {
+                structured,
+                text,
+                links: Vec::new(),
+            })
         })
     }
 }

@@ -20,6 +20,9 @@ pub enum Format {
     Csv,
     /// A Markdown table; NULL is shown as `NULL`.
     Markdown,
+    /// A Parquet file in the output folder, returned as a resource link; for results too large
+    /// to inline. The structured result then carries no rows.
+    Parquet,
 }
 
 /// Renders `rows` under `columns` in `format`.
@@ -28,6 +31,8 @@ pub fn render(format: Format, columns: &[Column], rows: &[Vec<Value>]) -> String
         Format::Json => json(columns, rows),
         Format::Csv => csv(columns, rows),
         Format::Markdown => markdown(columns, rows),
+        // The rows went to a file; the tool says where.
+        Format::Parquet => String::new(),
     }
 }
 

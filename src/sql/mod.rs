@@ -12,6 +12,7 @@ pub mod explore;
 pub mod format;
 pub mod guard;
 pub mod mysql;
+pub mod parquet;
 pub mod pg_values;
 pub mod postgres;
 pub mod profile;
@@ -31,7 +32,10 @@ use crate::tools::{BuiltTools, KindOffer, typed};
 pub fn tools(config: &Config) -> BuiltTools {
     let warehouses = Arc::new(warehouse::Warehouses::new(config)?);
     let mut tools = vec![
-        typed(query::SqlQuery::new(Arc::clone(&warehouses))),
+        typed(query::SqlQuery::new(
+            Arc::clone(&warehouses),
+            config.output_dir.clone(),
+        )),
         typed(explore::ListWarehouses::new(Arc::clone(&warehouses))),
         typed(explore::ListTables::new(Arc::clone(&warehouses))),
         typed(explore::DescribeTable::new(Arc::clone(&warehouses))),
@@ -46,6 +50,9 @@ pub fn tools(config: &Config) -> BuiltTools {
         resources::TableSchemas::new(warehouses.names().iter().map(|n| (*n).to_owned()).collect());
     Ok(KindOffer {
         tools,
-        resources: vec![Arc::new(schemas)],
+        resources: vec![
+            Arc::new(schemas),
+            Arc::new(parquet::OutputFiles::new(config.output_dir.clone())),
+        ],
     })
 }

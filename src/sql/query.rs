@@ -1,5 +1,6 @@
 //! `sql_query`: one read-only SQL statement against a warehouse, rows streamed up to a cap.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use schemars::JsonSchema;
@@ -10,6 +11,7 @@ use super::format::{Format, render};
 use super::guard;
 use super::types::{Column, ReadLimits};
 use super::warehouse::Warehouses;
+use crate::tools::resources::ResourceInfo;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
 /// Rows returned when the caller does not say.
@@ -60,17 +62,37 @@ pub struct QueryOutput {
     pub row_count: usize,
     /// True when reading stopped at `max_rows` and more rows exist: the result is incomplete.
     pub truncated: bool,
+    /// With `format: parquet`, the file the rows were written to (then `rows` is empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<OutputFile>,
+}
+
+/// A result written to a file.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OutputFile {
+    /// Resource URI to read it with `resources/read`.
+    pub uri: String,
+    /// File name in the output folder.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// MIME type.
+    pub mime_type: String,
 }
 
 /// The `sql_query` tool.
 pub struct SqlQuery {
     warehouses: Arc<Warehouses>,
+    output_dir: PathBuf,
 }
 
 impl SqlQuery {
     /// The tool over `warehouses`.
-    pub fn new(warehouses: Arc<Warehouses>) -> Self {
-        SqlQuery { warehouses }
+    pub fn new(warehouses: Arc<Warehouses>, output_dir: PathBuf) -> Self {
+        SqlQuery {
+            warehouses,
+            output_dir,
+        }
     }
 }
 
@@ -106,9 +128,15 @@ impl Tool for SqlQuery {
             .max_rows
             .unwrap_or(DEFAULT_MAX_ROWS)
             .clamp(1, MAX_ROWS_LIMIT) as usize;
+        // A file is the way out for large results, so it may hold the most a call may read.
+        let default_bytes = if params.format == Format::Parquet {
+            MAX_BYTES_LIMIT
+        } else {
+            DEFAULT_MAX_BYTES
+        };
         let max_bytes = params
             .max_bytes
-            .unwrap_or(DEFAULT_MAX_BYTES)
+            .unwrap_or(default_bytes)
             .clamp(1024, MAX_BYTES_LIMIT) as usize;
         let limits = ReadLimits {
             rows: max_rows,
@@ -125,13 +153,59 @@ impl Tool for SqlQuery {
                 "only the first {max_rows} rows were returned and more exist; aggregate or filter in SQL, or raise max_rows"
             ));
         }
+        let row_count = result.rows.len();
+        if params.format == Format::Parquet {
+            let name = format!("datamcp-{}.parquet", ctx.execution_id());
+            let (dir, file_name, columns, rows) = (
+                self.output_dir.clone(),
+                name.clone(),
+                result.columns.clone(),
+                result.rows,
+            );
+            let bytes = tokio::task::spawn_blocking(move || {
+                super::parquet::write(&dir, &file_name, &columns, &rows)
+            })
+            .await
+            .map_err(|e| ToolError::Internal(e.to_string()))?
+            .map_err(|e| ToolError::Upstream {
+                message: format!("the Parquet file could not be written: {e}; check output_dir"),
+                transient: false,
+            })?;
+            return Ok(QueryOutput {
+                warehouse: warehouse.name().to_owned(),
+                row_count,
+                columns: result.columns,
+                rows: Vec::new(),
+                truncated: result.truncated,
+                file: Some(OutputFile {
+                    uri: format!("{}{name}", super::parquet::URI_PREFIX),
+                    name,
+                    bytes,
+                    mime_type: super::parquet::MIME.to_owned(),
+                }),
+            });
+        }
         Ok(QueryOutput {
             warehouse: warehouse.name().to_owned(),
-            row_count: result.rows.len(),
+            row_count,
             columns: result.columns,
             rows: result.rows,
             truncated: result.truncated,
+            file: None,
         })
+    }
+
+    fn links(&self, output: &QueryOutput) -> Vec<ResourceInfo> {
+        output
+            .file
+            .iter()
+            .map(|file| ResourceInfo {
+                uri: file.uri.clone(),
+                name: file.name.clone(),
+                description: format!("{} rows of the query result as Parquet", output.row_count),
+                mime_type: file.mime_type.clone(),
+            })
+            .collect()
     }
 
     /// Warehouse, the statement's canonical form (re-rendered from its syntax tree, so
@@ -155,7 +229,16 @@ impl Tool for SqlQuery {
     }
 
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {
-        render(params.format, &output.columns, &output.rows)
+        match &output.file {
+            Some(file) => format!(
+                "wrote {} rows x {} columns to {} ({} bytes, Parquet); read it with resources/read",
+                output.row_count,
+                output.columns.len(),
+                file.uri,
+                file.bytes
+            ),
+            None => render(params.format, &output.columns, &output.rows),
+        }
     }
 
     fn structured_content(&self, output: QueryOutput) -> Result<Value, serde_json::Error> {
@@ -167,6 +250,9 @@ impl Tool for SqlQuery {
         map.insert("rows".into(), Value::Array(rows));
         map.insert("row_count".into(), Value::from(output.row_count));
         map.insert("truncated".into(), Value::Bool(output.truncated));
+        if let Some(file) = output.file {
+            map.insert("file".into(), serde_json::to_value(file)?);
+        }
         Ok(Value::Object(map))
     }
 }

@@ -6,7 +6,9 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::tools::resources::{ResourceInfo, ResourceProvider, ResourceTemplateInfo};
+use crate::tools::resources::{
+    ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
+};
 use crate::tools::{Registry, ToolError};
 
 const PREFIX: &str = "datamcp://warehouse/";
@@ -50,7 +52,7 @@ impl ResourceProvider for TableSchemas {
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
-    ) -> Option<BoxFuture<'a, Result<String, ToolError>>> {
+    ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>> {
         let rest = uri.strip_prefix(PREFIX)?;
         let (warehouse, what) = rest.split_once('/')?;
         let mut args = Map::new();
@@ -83,7 +85,10 @@ impl ResourceProvider for TableSchemas {
                     if let Some(map) = value.as_object_mut() {
                         map.remove("execution");
                     }
-                    Ok(serde_json::to_string_pretty(&value).unwrap_or_default())
+                    Ok(ResourceContent::Text {
+                        text: serde_json::to_string_pretty(&value).unwrap_or_default(),
+                        mime_type: "application/json".to_owned(),
+                    })
                 }
                 None => Err(ToolError::InvalidArguments(text)),
             }

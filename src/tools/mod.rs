@@ -101,6 +101,11 @@ pub trait Tool: Send + Sync + 'static {
         policy::canonical_json(args)
     }
 
+    /// Resources the output points to, sent as resource links. Defaults to none.
+    fn links(&self, _output: &Self::Output) -> Vec<resources::ResourceInfo> {
+        Vec::new()
+    }
+
     /// The structured content. Defaults to serializing `output`; a tool whose output already
     /// holds JSON values can move them instead of copying.
     fn structured_content(&self, output: Self::Output) -> Result<Value, serde_json::Error> {
@@ -188,11 +193,16 @@ impl<T: Tool> DynTool for Typed<T> {
                 .map_err(|e| ToolError::InvalidArguments(format!("arguments do not fit: {e}")))?;
             let output = self.tool.invoke(ctx, &params).await?;
             let text = self.tool.render_text(&params, &output);
+            let links = self.tool.links(&output);
             let structured = self
                 .tool
                 .structured_content(output)
                 .map_err(|e| ToolError::Internal(format!("result does not serialize: {e}")))?;
-            Ok(ToolOutput { structured, text })
+            Ok(ToolOutput {
+                structured,
+                text,
+                links,
+            })
         })
     }
 }

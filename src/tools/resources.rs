@@ -34,6 +34,25 @@ pub struct ResourceTemplateInfo {
     pub mime_type: String,
 }
 
+/// What reading a resource gives.
+#[derive(Debug, Clone)]
+pub enum ResourceContent {
+    /// Text, e.g. JSON.
+    Text {
+        /// The text.
+        text: String,
+        /// Its MIME type.
+        mime_type: String,
+    },
+    /// Bytes, e.g. a Parquet file.
+    Blob {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// Their MIME type.
+        mime_type: String,
+    },
+}
+
 /// Offers and reads resources; a kind registers one next to its tools.
 pub trait ResourceProvider: Send + Sync {
     /// Resources to list.
@@ -46,7 +65,7 @@ pub trait ResourceProvider: Send + Sync {
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
-    ) -> Option<BoxFuture<'a, Result<String, ToolError>>>;
+    ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>>;
 }
 
 /// Providers in registration order.

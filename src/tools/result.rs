@@ -77,6 +77,8 @@ pub struct ToolOutput {
     pub structured: Value,
     /// Rendering for clients and models that read text.
     pub text: String,
+    /// Resources the result points to (e.g. a file it wrote), sent as resource links.
+    pub links: Vec<super::resources::ResourceInfo>,
 }
 
 impl ToolOutput {

@@ -238,3 +238,67 @@ async fn the_byte_cap_stops_reading_and_says_so() {
     assert!(warning.contains("4096-byte cap"), "{warning}");
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn large_results_can_be_written_to_parquet_and_read_back_as_a_resource() {
+    use base64::Engine as _;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use rmcp::model::ReadResourceRequestParams;
+
+    let client = connect(None).await;
+    let result = call(
+        &client,
+        "sql_query",
+        json!({"sql": "SELECT id, status, total, discount, ordered_at FROM orders ORDER BY id", "max_rows": 30000, "format": "parquet"}),
+    )
+    .await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let body = structured(&result);
+    assert_eq!(body["row_count"], 25000);
+    assert_eq!(
+        body["rows"],
+        json!([]),
+        "the rows went to the file, not inline"
+    );
+    let uri = body["file"]["uri"].as_str().expect("file uri").to_owned();
+    let link = serde_json::to_value(&result.content[1]).expect("link");
+    assert_eq!(link["type"], "resource_link");
+    assert_eq!(link["uri"], uri);
+
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .expect("resources/read");
+    let contents = serde_json::to_value(&read.contents[0]).expect("contents");
+    assert_eq!(contents["mimeType"], "application/vnd.apache.parquet");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(contents["blob"].as_str().expect("blob"))
+        .expect("base64");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("result.parquet");
+    std::fs::write(&path, bytes).expect("write");
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).expect("open"))
+            .expect("a valid Parquet file");
+    let names: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["id", "status", "total", "discount", "ordered_at"]);
+    let rows: usize = reader
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch").num_rows())
+        .sum();
+    assert_eq!(rows, 25000);
+
+    let escape = client
+        .read_resource(ReadResourceRequestParams::new(
+            "datamcp://output/../demo-v1.sqlite",
+        ))
+        .await;
+    assert!(escape.is_err(), "no way out of the output folder");
+    client.cancel().await.expect("close");
+}

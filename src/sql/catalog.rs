@@ -153,19 +153,21 @@ pub fn indexes(dialect: Dialect) -> &'static str {
     }
 }
 
-/// Columns matching a pattern across tables: schema, table, column, type. Parameters: pattern
-/// (LIKE, matched against table and column names), limit.
+/// Columns matching a pattern across tables: schema, table, column, type, nullable, default.
+/// Parameters: pattern (LIKE, matched against table and column names), limit.
 pub fn search_columns(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
-            "SELECT 'main' AS table_schema, m.name AS table_name, c.name AS column_name, c.type AS data_type
+            "SELECT 'main' AS table_schema, m.name AS table_name, c.name AS column_name, c.type AS data_type,
+                    c.\"notnull\" = 0 AND c.pk = 0 AS nullable, c.dflt_value AS column_default
                FROM sqlite_schema m, pragma_table_info(m.name) c
               WHERE m.type IN ('table', 'view') AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
                 AND (c.name LIKE ?1 OR m.name LIKE ?1)
               ORDER BY m.name, c.cid LIMIT ?2"
         }
         Dialect::Postgres => {
-            "SELECT table_schema, table_name, column_name, data_type
+            "SELECT table_schema, table_name, column_name, data_type, is_nullable = 'YES' AS nullable,
+                    column_default
                FROM information_schema.columns
               WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
                 AND (column_name LIKE $1 OR table_name LIKE $1)
@@ -173,7 +175,8 @@ pub fn search_columns(dialect: Dialect) -> &'static str {
         }
         Dialect::Mysql => {
             "SELECT TABLE_SCHEMA AS table_schema, TABLE_NAME AS table_name,
-                    COLUMN_NAME AS column_name, COLUMN_TYPE AS data_type
+                    COLUMN_NAME AS column_name, COLUMN_TYPE AS data_type,
+                    IS_NULLABLE = 'YES' AS nullable, COLUMN_DEFAULT AS column_default
                FROM information_schema.COLUMNS
               WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
                 AND (COLUMN_NAME LIKE ? OR TABLE_NAME LIKE ?)

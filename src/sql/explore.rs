@@ -512,6 +512,23 @@ pub struct SearchParams {
     /// At most this many matches (default 100).
     #[schemars(range(min = 1, max = 10_000))]
     pub limit: Option<u32>,
+    /// How much to say about each match: `names` (schema, table, column), `summary` (plus the
+    /// type; the default) or `full` (plus nullability and default). Start lean on big catalogs.
+    #[serde(default)]
+    pub detail: Detail,
+}
+
+/// How much `sql_search` says about each match.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Detail {
+    /// Names only.
+    Names,
+    /// Names and types.
+    #[default]
+    Summary,
+    /// Names, types, nullability and defaults.
+    Full,
 }
 
 /// A column whose name, or whose table's name, matches.
@@ -523,9 +540,15 @@ pub struct SearchMatch {
     pub table: String,
     /// Column.
     pub column: String,
-    /// Declared type.
-    #[serde(rename = "type")]
-    pub r#type: String,
+    /// Declared type (detail summary or full).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+    /// Whether it may hold NULL (detail full).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nullable: Option<bool>,
+    /// Default expression (detail full).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// Result of `sql_search`.
@@ -559,7 +582,7 @@ impl Tool for Search {
         ToolSpec {
             name: "sql_search".to_owned(),
             title: "Search tables and columns".to_owned(),
-            description: "Find columns (and the tables holding them) by name pattern, e.g. 'email' or '*_at', without reading the whole catalog. Use it to locate data in a large warehouse.".to_owned(),
+            description: "Find columns (and the tables holding them) by name pattern, e.g. 'email' or '*_at', without reading the whole catalog; `detail` names, summary or full. Use it to locate data in a large warehouse.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }
@@ -599,7 +622,14 @@ impl Tool for Search {
                     schema: string(cell(row, 0)).unwrap_or_default(),
                     table: string(cell(row, 1)).unwrap_or_default(),
                     column: string(cell(row, 2)).unwrap_or_default(),
-                    r#type: string(cell(row, 3)).unwrap_or_default(),
+                    r#type: (params.detail != Detail::Names)
+                        .then(|| string(cell(row, 3)).unwrap_or_default()),
+                    nullable: (params.detail == Detail::Full).then(|| truthy(cell(row, 4))),
+                    default: if params.detail == Detail::Full {
+                        string(cell(row, 5))
+                    } else {
+                        None
+                    },
                 })
                 .collect(),
             truncated,
@@ -610,7 +640,19 @@ impl Tool for Search {
         let mut text = output
             .matches
             .iter()
-            .map(|m| format!("{}.{}.{} {}", m.schema, m.table, m.column, m.r#type))
+            .map(|m| {
+                let mut line = format!("{}.{}.{}", m.schema, m.table, m.column);
+                if let Some(t) = &m.r#type {
+                    line.push_str(&format!(" {t}"));
+                }
+                if m.nullable == Some(false) {
+                    line.push_str(" NOT NULL");
+                }
+                if let Some(d) = &m.default {
+                    line.push_str(&format!(" DEFAULT {d}"));
+                }
+                line
+            })
             .collect::<Vec<_>>()
             .join("\n");
         if output.matches.is_empty() {

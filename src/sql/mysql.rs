@@ -446,24 +446,6 @@ pub fn explain(
                 },
             }
         }
-        sqlx::Error::Configuration(reason) => {
-            ToolError::Refused(format!("warehouse '{name}': {reason}"))
-        }
-        sqlx::Error::PoolTimedOut => ToolError::Upstream {
-            message: format!(
-                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
-            ),
-            transient: true,
-        },
-        sqlx::Error::Io(io) => ToolError::Upstream {
-            message: format!(
-                "warehouse '{name}' ({place}) is unreachable: {io}. Check that the server runs and that host and port are right"
-            ),
-            transient: true,
-        },
-        other => ToolError::Upstream {
-            message: format!("warehouse '{name}' ({place}) failed: {other}"),
-            transient: false,
-        },
+        other => super::session::explain_connection_error(other, name, place),
     }
 }

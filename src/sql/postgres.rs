@@ -311,32 +311,6 @@ pub fn explain(error: sqlx::Error, name: &str, place: &str, cancelled: bool) -> 
                 },
             }
         }
-        sqlx::Error::Configuration(reason) => {
-            ToolError::Refused(format!("warehouse '{name}': {reason}"))
-        }
-        sqlx::Error::PoolTimedOut => ToolError::Upstream {
-            message: format!(
-                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
-            ),
-            transient: true,
-        },
-        sqlx::Error::Io(io) => ToolError::Upstream {
-            message: format!(
-                "warehouse '{name}' ({place}) is unreachable: {io}. Check that the server runs and that host and port are right"
-            ),
-            transient: true,
-        },
-        sqlx::Error::Tls(e) => ToolError::Upstream {
-            message: format!("warehouse '{name}' ({place}): TLS failed: {e}"),
-            transient: false,
-        },
-        sqlx::Error::Protocol(e) => ToolError::Upstream {
-            message: format!("warehouse '{name}' ({place}): protocol error: {e}"),
-            transient: true,
-        },
-        other => ToolError::Upstream {
-            message: format!("warehouse '{name}' ({place}) failed: {other}"),
-            transient: false,
-        },
+        other => super::session::explain_connection_error(other, name, place),
     }
 }

@@ -111,3 +111,42 @@ where
     let fired = watcher.await.unwrap_or(true);
     (result, fired)
 }
+
+/// The tool error for a driver failure that is not the database's own verdict on the query:
+/// unreachable, overloaded, refused by the account policy, or broken in transit.
+pub fn explain_connection_error(
+    error: sqlx::Error,
+    name: &str,
+    place: &str,
+) -> crate::tools::ToolError {
+    use crate::tools::ToolError;
+    match error {
+        sqlx::Error::Configuration(reason) => {
+            ToolError::Refused(format!("warehouse '{name}': {reason}"))
+        }
+        sqlx::Error::PoolTimedOut => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
+            ),
+            transient: true,
+        },
+        sqlx::Error::Io(io) => ToolError::Upstream {
+            message: format!(
+                "warehouse '{name}' ({place}) is unreachable: {io}. Check that the server runs and that host and port are right"
+            ),
+            transient: true,
+        },
+        sqlx::Error::Tls(e) => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}): TLS failed: {e}"),
+            transient: false,
+        },
+        sqlx::Error::Protocol(e) => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}): protocol error: {e}"),
+            transient: true,
+        },
+        other => ToolError::Upstream {
+            message: format!("warehouse '{name}' ({place}) failed: {other}"),
+            transient: false,
+        },
+    }
+}

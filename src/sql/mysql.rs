@@ -23,7 +23,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
-use super::session::{ServerSettings, Session, refuse_if_required, warn_if_writable, watching};
+use super::session::{ServerSettings, Session, enforce_account_policy, watching};
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
@@ -75,26 +75,14 @@ impl MysqlEngine {
     /// Inspects the account on first use; refuses when it can write and the config requires a
     /// read-only account, warns once otherwise.
     async fn check_account(&self, conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-        let check = self
-            .account
-            .get_or_try_init(|| async {
-                let rows = sqlx::query(super::account::MYSQL)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let values: Vec<Vec<Value>> = rows
-                    .iter()
-                    .map(|row| {
-                        (0..row.len())
-                            .map(|i| row.try_get_raw(i).map(to_json))
-                            .collect()
-                    })
-                    .collect::<Result<_, _>>()?;
-                let check = super::account::mysql(&values);
-                warn_if_writable(&self.settings, &check);
-                Ok::<_, sqlx::Error>(check)
-            })
-            .await?;
-        refuse_if_required(&self.settings, check)
+        let inspect = async {
+            let rows = sqlx::query(super::account::MYSQL)
+                .fetch_all(&mut *conn)
+                .await?;
+            let values: Vec<Vec<Value>> = rows.iter().map(row_values).collect::<Result<_, _>>()?;
+            Ok(super::account::mysql(&values))
+        };
+        enforce_account_policy(&self.settings, &self.account, inspect).await
     }
 
     /// Closes every connection.
@@ -184,6 +172,13 @@ async fn kill_query(pool: &MySqlPool, id: u64) {
     }
 }
 
+/// A row's values as JSON, in column order.
+fn row_values(row: &MySqlRow) -> Result<Vec<Value>, sqlx::Error> {
+    (0..row.len())
+        .map(|i| row.try_get_raw(i).map(to_json))
+        .collect()
+}
+
 async fn read(
     conn: &mut sqlx::MySqlConnection,
     sql: &GuardedSql,
@@ -205,10 +200,8 @@ async fn read(
                 truncated = true;
                 break;
             }
-            let columns = columns.get_or_insert_with(|| columns_of(&row));
-            let record = (0..columns.len())
-                .map(|i| row.try_get_raw(i).map(to_json))
-                .collect::<Result<Vec<_>, _>>()?;
+            columns.get_or_insert_with(|| columns_of(&row));
+            let record = row_values(&row)?;
             if !budget.admit(&record) {
                 truncated = true;
                 break;

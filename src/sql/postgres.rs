@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
-use super::session::{ServerSettings, Session, refuse_if_required, warn_if_writable, watching};
+use super::session::{ServerSettings, Session, enforce_account_policy, watching};
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
@@ -75,27 +75,16 @@ impl PostgresEngine {
     /// Inspects the account on first use; refuses when it can write and the config requires a
     /// read-only account, warns once otherwise.
     async fn check_account(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        let check = self
-            .account
-            .get_or_try_init(|| async {
-                let rows = sqlx::query(super::account::POSTGRES)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                let values: Vec<Vec<Value>> = rows
-                    .iter()
-                    .map(|row| {
-                        (0..row.len())
-                            .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
-                            .collect()
-                    })
-                    .collect::<Result<_, _>>()?;
-                let check =
-                    super::account::postgres(values.first().map(Vec::as_slice).unwrap_or(&[]));
-                warn_if_writable(&self.settings, &check);
-                Ok::<_, sqlx::Error>(check)
-            })
-            .await?;
-        refuse_if_required(&self.settings, check)
+        let inspect = async {
+            let rows = sqlx::query(super::account::POSTGRES)
+                .fetch_all(&mut *conn)
+                .await?;
+            let values: Vec<Vec<Value>> = rows.iter().map(row_values).collect::<Result<_, _>>()?;
+            Ok(super::account::postgres(
+                values.first().map(Vec::as_slice).unwrap_or(&[]),
+            ))
+        };
+        enforce_account_policy(&self.settings, &self.account, inspect).await
     }
 
     /// Closes every connection.
@@ -170,6 +159,13 @@ async fn cancel_backend(pool: &PgPool, pid: i32) {
     }
 }
 
+/// A row's values as JSON, in column order.
+fn row_values(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
+    (0..row.len())
+        .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
+        .collect()
+}
+
 async fn read(
     conn: &mut sqlx::PgConnection,
     sql: &GuardedSql,
@@ -220,9 +216,7 @@ async fn read(
             truncated = true;
             break;
         }
-        let record = (0..row.len())
-            .map(|i| row.try_get_raw(i).map(super::pg_values::to_json))
-            .collect::<Result<Vec<_>, _>>()?;
+        let record = row_values(row)?;
         if !budget.admit(&record) {
             truncated = true;
             break;

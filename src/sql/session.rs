@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
+use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
@@ -54,8 +55,29 @@ impl<DB: Database> Drop for Session<DB> {
     }
 }
 
+/// The account policy, applied before each query: the account is inspected on first use
+/// (`inspect`), a writable one is logged once, and when the config requires a read-only account
+/// a writable one gets every query refused.
+pub async fn enforce_account_policy<F>(
+    settings: &ServerSettings,
+    account: &OnceCell<AccountCheck>,
+    inspect: F,
+) -> Result<(), sqlx::Error>
+where
+    F: Future<Output = Result<AccountCheck, sqlx::Error>>,
+{
+    let check = account
+        .get_or_try_init(|| async {
+            let check = inspect.await?;
+            warn_if_writable(settings, &check);
+            Ok::<_, sqlx::Error>(check)
+        })
+        .await?;
+    refuse_if_required(settings, check)
+}
+
 /// Logs, once per warehouse, that its account can write.
-pub fn warn_if_writable(settings: &ServerSettings, check: &AccountCheck) {
+fn warn_if_writable(settings: &ServerSettings, check: &AccountCheck) {
     if check.can_write() && !settings.require_read_only_account {
         tracing::warn!(
             warehouse = %settings.name,
@@ -66,10 +88,7 @@ pub fn warn_if_writable(settings: &ServerSettings, check: &AccountCheck) {
 }
 
 /// Refuses the query when the config requires a read-only account and this one can write.
-pub fn refuse_if_required(
-    settings: &ServerSettings,
-    check: &AccountCheck,
-) -> Result<(), sqlx::Error> {
+fn refuse_if_required(settings: &ServerSettings, check: &AccountCheck) -> Result<(), sqlx::Error> {
     if check.can_write() && settings.require_read_only_account {
         return Err(sqlx::Error::Configuration(
             format!(

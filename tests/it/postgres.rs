@@ -223,52 +223,33 @@ async fn a_timeout_stops_the_query_on_the_server() {
     assert!(started.elapsed() < Duration::from_secs(5));
 
     assert!(
-        gone_within(&marker, Duration::from_secs(3)).await,
+        wait_until(false, &marker, Duration::from_secs(3)).await,
         "the timed-out query still runs"
     );
     client.cancel().await.expect("close");
 }
 
-/// Whether no active query mentioning `marker` is left on the server within `wait`.
-async fn gone_within(marker: &str, wait: Duration) -> bool {
+/// Whether, within `wait`, the server comes to have (`running`) or no longer have an active
+/// query in a session named `marker`.
+async fn wait_until(running: bool, marker: &str, wait: Duration) -> bool {
     let mut observer = sqlx::PgConnection::connect(SERVER).await.expect("connect");
     let deadline = Instant::now() + wait;
     loop {
-        let running: i64 = sqlx::query_scalar(
+        let active: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
         )
         .bind(marker)
         .fetch_one(&mut observer)
         .await
         .expect("pg_stat_activity");
-        if running == 0 {
+        if (active > 0) == running {
             return true;
         }
         if Instant::now() > deadline {
             return false;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Whether an active query mentioning `marker` shows up on the server within `wait`.
-async fn running_within(marker: &str, wait: Duration) -> bool {
-    let mut observer = sqlx::PgConnection::connect(SERVER).await.expect("connect");
-    let deadline = Instant::now() + wait;
-    while Instant::now() < deadline {
-        let running: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
-        )
-        .bind(marker)
-        .fetch_one(&mut observer)
-        .await
-        .expect("pg_stat_activity");
-        if running > 0 {
-            return true;
-        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    false
 }
 
 #[tokio::test]
@@ -295,7 +276,7 @@ async fn a_client_cancellation_stops_the_query_on_the_server() {
         .send_cancellable_request(request, PeerRequestOptions::no_options())
         .await
         .expect("sent");
-    if !running_within(&marker, Duration::from_secs(5)).await {
+    if !wait_until(true, &marker, Duration::from_secs(5)).await {
         let response = tokio::time::timeout(Duration::from_secs(1), handle.await_response()).await;
         panic!("the query did not start: {response:?}");
     }
@@ -304,7 +285,7 @@ async fn a_client_cancellation_stops_the_query_on_the_server() {
         .await
         .expect("cancel sent");
     assert!(
-        gone_within(&marker, Duration::from_secs(3)).await,
+        wait_until(false, &marker, Duration::from_secs(3)).await,
         "the cancelled query still runs"
     );
 

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `tools`, `schemas`, `call` and `check-sql`.
+//! The command line: `serve` (stdio or HTTP), `tools`, `schemas`, `call` and `check-sql`.
 //!
 //! Errors end here: library errors get their context and become exit codes (0 success, 1 failure
 //! or refusal, 2 usage error). In `serve` mode nothing but protocol goes to stdout.
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, HttpSettings};
+use crate::server::http::HttpEndpoint;
 use crate::prompts::PromptLibrary;
 use crate::server::{self, DataMcp};
 use crate::sql::guard::{self, Dialect};
@@ -25,15 +27,37 @@ use crate::tools::Registry;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format on stderr: human-readable text, or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "DATAMCP_LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve MCP over stdio (what agent hosts launch). Logs go to stderr.
+    /// Serve MCP over stdio (what agent hosts launch), or over HTTP with --http. Logs go to stderr.
     Serve {
         /// Config file (TOML); without one, the embedded demo warehouse is served.
         #[arg(long, env = "DATAMCP_CONFIG")]
         config: Option<PathBuf>,
+        /// Serve remote clients over HTTP on this address (e.g. 127.0.0.1:8080): Streamable
+        /// HTTP at /mcp, HTTP+SSE at /sse. Overrides [server] http in the config.
+        #[arg(long, value_name = "ADDR", conflicts_with = "stdio")]
+        http: Option<SocketAddr>,
+        /// Serve stdio even when the config sets [server] http.
+        #[arg(long)]
+        stdio: bool,
+        /// Streamable HTTP without sessions, for replicas behind a load balancer.
+        #[arg(long)]
+        stateless: bool,
+        /// Listen on a non-loopback address without tokens (only behind an authenticating proxy).
+        #[arg(long)]
+        allow_unauthenticated: bool,
     },
     /// List the served tools, one line each.
     Tools {
@@ -75,14 +99,16 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = !matches!(cli.command, Command::Serve { .. });
-    init_logging(quiet);
+    init_logging(quiet, cli.log_format);
     // One client on stdio sends one message at a time: a single-threaded runtime answers it
     // without waking other threads, which is most of a small call's cost. Queries run on the
-    // drivers' own threads either way.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // drivers' own threads either way. Many HTTP clients at once want every core.
+    let mut builder = if serves_http(&cli.command) {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("datamcp: cannot start the async runtime: {error}");
@@ -98,21 +124,51 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(quiet: bool) {
+/// Whether the command will serve HTTP: `--http`, or `[server] http` in the config.
+fn serves_http(command: &Command) -> bool {
+    match command {
+        Command::Serve {
+            http, stdio, config, ..
+        } => {
+            !stdio
+                && (http.is_some()
+                    || Config::load(config.as_deref()).is_ok_and(|c| c.http.listen.is_some()))
+        }
+        _ => false,
+    }
+}
+
+fn init_logging(quiet: bool, format: LogFormat) {
     let default = if quiet { "warn" } else { "info,rmcp=warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DATAMCP_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => {
-            let server = build(config.as_deref())?;
+        Command::Serve {
+            config,
+            http,
+            stdio,
+            stateless,
+            allow_unauthenticated,
+        } => {
+            let loaded = Config::load(config.as_deref())?;
+            let mut settings = loaded.http.clone();
+            settings.stateless |= stateless;
+            settings.allow_unauthenticated |= allow_unauthenticated;
+            let server = build_from(loaded)?;
+            if let Some(address) = http.or(settings.listen).filter(|_| !stdio) {
+                return serve_http(server, address, &settings).await;
+            }
             tracing::info!(
                 tools = server.registry().list().len(),
                 "datamcp {} serving MCP on stdio",
@@ -204,11 +260,48 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 /// Loads the config and builds the server: registry and prompts. Every config problem
 /// surfaces here, before any client connects.
 pub fn build(config: Option<&Path>) -> Result<DataMcp> {
-    let config = Config::load(config)?;
+    build_from(Config::load(config)?)
+}
+
+fn build_from(config: Config) -> Result<DataMcp> {
     let registry = crate::kinds::registry(&config).context("cannot build the tool registry")?;
     let prompts =
         PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
     Ok(DataMcp::new(Arc::new(registry), Arc::new(prompts)))
+}
+
+async fn serve_http(server: DataMcp, address: SocketAddr, settings: &HttpSettings) -> Result<ExitCode> {
+    let tools = server.registry().list().len();
+    let endpoint = HttpEndpoint::bind(server, address, settings).await?;
+    let bound = endpoint.local_addr()?;
+    tracing::info!(
+        tools,
+        auth = if settings.tokens.is_empty() { "off" } else { "bearer" },
+        mode = if settings.stateless { "stateless" } else { "sessions" },
+        "datamcp {} serving MCP on http://{bound}/mcp (Streamable HTTP) and http://{bound}/sse (HTTP+SSE)",
+        env!("CARGO_PKG_VERSION"),
+    );
+    endpoint.serve(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 /// One JSON document per tool (what `tools/list` advertises) plus the config schema, by file name.

@@ -13,6 +13,10 @@ use serde::Deserialize;
 use crate::tools::policy::{Policy, PolicyOverride};
 use crate::tools::registry::ToolFilter;
 
+mod server;
+
+pub use server::{AUTH_TOKEN_ENV, HttpSettings, ServerFile, Token, TokenFile};
+
 /// Name of the warehouse served when the config declares none.
 pub const DEMO_WAREHOUSE: &str = "demo";
 
@@ -85,6 +89,9 @@ pub struct ConfigFile {
     /// Custom SQL tools: a fixed statement with typed, bound parameters, served as its own tool.
     #[serde(default)]
     pub sql_tools: Vec<SqlToolFile>,
+    /// The remote (HTTP) endpoint: address, tokens, origins and limits.
+    #[serde(default)]
+    pub server: ServerFile,
 }
 
 /// A custom SQL tool as written.
@@ -212,6 +219,8 @@ pub struct Config {
     pub output_dir: PathBuf,
     /// Custom SQL tools, checked by the SQL tool kind when it builds them.
     pub sql_tools: Vec<SqlToolFile>,
+    /// The remote (HTTP) endpoint.
+    pub http: HttpSettings,
 }
 
 /// Where a warehouse lives.
@@ -313,13 +322,25 @@ impl Config {
             output_dir: default_data_dir().join("output"),
             prompts_dir: None,
             sql_tools: Vec::new(),
+            http: HttpSettings::default(),
         }
     }
 
     /// Loads `path`, or the built-in configuration when there is none.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         match path {
-            None => Ok(Config::builtin()),
+            None => {
+                let mut config = Config::builtin();
+                config.http = HttpSettings::from_file(ServerFile::default(), env_token())
+                    .map_err(|bad| ConfigError::Invalid {
+                        path: "(no config file)".into(),
+                        line: 0,
+                        key: bad.key,
+                        message: bad.message,
+                        hint: bad.hint.to_owned(),
+                    })?;
+                Ok(config)
+            }
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_owned(),
@@ -468,7 +489,12 @@ impl Config {
             policy_check(format!("tools.{tool}"), p)?;
         }
 
+        let http = HttpSettings::from_file(file.server, env_token()).map_err(|bad| {
+            invalid(0, bad.key, bad.message, bad.hint)
+        })?;
+
         Ok(Config {
+            http,
             filter: ToolFilter {
                 enable: file.enable_tools.unwrap_or_else(|| vec!["*".to_owned()]),
                 disable: file.disable_tools,
@@ -488,6 +514,10 @@ impl Config {
             sql_tools: file.sql_tools,
         })
     }
+}
+
+fn env_token() -> Option<String> {
+    std::env::var(AUTH_TOKEN_ENV).ok()
 }
 
 /// `$DATAMCP_DATA_DIR`, else the per-user data folder (e.g. `~/.local/share/datamcp`).

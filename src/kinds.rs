@@ -54,6 +54,9 @@ pub fn registry(config: &Config) -> Result<Registry, BuildError> {
         for provider in offer.resources {
             registry.register_resources(provider);
         }
+        for check in offer.health {
+            registry.register_health_check(check);
+        }
     }
     registry.check_policy_targets()?;
     Ok(registry)

@@ -5,10 +5,14 @@
 //! resources (the metrics at `datamcp://server/stats`). Transports ([`stdio`]) only move
 //! messages; they all share one handler and therefore one code path.
 
+pub mod audit;
+pub mod http;
+pub mod jsonrpc;
 pub mod stdio;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
@@ -23,6 +27,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Map, Value};
 
+use self::audit::Caller;
 use crate::prompts::PromptLibrary;
 use crate::tools::context::ProgressSink;
 use crate::tools::registry::RegisteredTool;
@@ -182,11 +187,28 @@ impl ServerHandler for DataMcp {
                 token,
             }) as Arc<dyn ProgressSink>
         });
+        let caller = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Caller>())
+            .filter(|caller| caller.audit);
+        let arguments_hash = caller.map(|_| audit::arguments_sha256(request.arguments.as_ref()));
+        let started = Instant::now();
         let result = self
             .registry
             .call(&request.name, request.arguments, &context.ct, progress)
-            .await
-            .map_err(|error| McpError::invalid_params(error.to_string(), None))?;
+            .await;
+        if let (Some(caller), Some(hash)) = (caller, &arguments_hash) {
+            let outcome = match &result {
+                Ok(result) => match &result.outcome {
+                    Ok(_) => audit::Outcome::Ok,
+                    Err(error) => audit::Outcome::ToolError(error.kind()),
+                },
+                Err(_) => audit::Outcome::Rejected,
+            };
+            audit::record(caller, &request.name, hash, outcome, started.elapsed());
+        }
+        let result = result.map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         Ok(call_tool_result(result).into())
     }
 

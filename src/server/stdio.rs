@@ -11,11 +11,10 @@ use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rmcp::model::{ErrorData, RequestId};
+use rmcp::model::ErrorData;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{RoleServer, ServiceExt};
-use serde_json::Value;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::Mutex;
 
@@ -174,7 +173,7 @@ where
                     }
                     match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(trimmed) {
                         Ok(message) => return Some(message),
-                        Err(error) => rejection(trimmed, &error),
+                        Err(error) => super::jsonrpc::rejection(trimmed, &error),
                     }
                 }
             };
@@ -190,35 +189,6 @@ where
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.writer.lock().await.shutdown().await
     }
-}
-
-/// The error reply for a line that is not a valid message, logged without its content.
-fn rejection(line: &[u8], error: &serde_json::Error) -> (ErrorData, Option<RequestId>) {
-    if error.is_syntax() || error.is_eof() {
-        tracing::warn!(bytes = line.len(), %error, "dropped a line that is not JSON");
-        return (
-            ErrorData::new(
-                rmcp::model::ErrorCode::PARSE_ERROR,
-                format!("not valid JSON ({error}); send one JSON-RPC message per line"),
-                None,
-            ),
-            None,
-        );
-    }
-    let id = serde_json::from_slice::<Value>(line)
-        .ok()
-        .and_then(|v| v.get("id").cloned())
-        .and_then(|id| serde_json::from_value::<RequestId>(id).ok());
-    tracing::warn!(bytes = line.len(), ?id, %error, "dropped a message that is not valid JSON-RPC");
-    (
-        ErrorData::invalid_request(
-            format!(
-                "not a valid JSON-RPC request or notification ({error}); a request needs jsonrpc, id, method and params"
-            ),
-            None,
-        ),
-        id,
-    )
 }
 
 /// Writes one message and its newline, whole, under the writer's lock.

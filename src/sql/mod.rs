@@ -11,6 +11,7 @@ pub mod demo;
 pub mod explore;
 pub mod format;
 pub mod guard;
+pub mod health;
 pub mod mysql;
 pub mod parquet;
 pub mod pg_values;
@@ -54,5 +55,6 @@ pub fn tools(config: &Config) -> BuiltTools {
             Arc::new(schemas),
             Arc::new(parquet::OutputFiles::new(config.output_dir.clone())),
         ],
+        health: vec![Arc::new(health::WarehouseHealth(warehouses))],
     })
 }

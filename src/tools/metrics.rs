@@ -53,6 +53,32 @@ impl Histogram {
         upper_bound_micros(BUCKETS - 1) / 1000.0
     }
 
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Sum of all observations, in seconds.
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// Cumulative counts at every doubling of latency, from 16 µs to about 67 s, as
+    /// `(upper bound in seconds, observations at or below it)`: exact, because each bound is a
+    /// bucket boundary. This is the shape of a Prometheus histogram.
+    pub fn cumulative_by_doubling(&self) -> Vec<(f64, u64)> {
+        let steps = STEPS_PER_DOUBLING as usize;
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (index, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Ordering::Relaxed);
+            if index % steps == 0 && (4 * steps..=26 * steps).contains(&index) {
+                out.push((upper_bound_micros(index) / 1e6, seen));
+            }
+        }
+        out
+    }
+
     /// Mean latency in milliseconds.
     pub fn mean_ms(&self) -> f64 {
         let count = self.count.load(Ordering::Relaxed);
@@ -100,6 +126,11 @@ impl ToolMetrics {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
         self.latency.record(elapsed);
+    }
+
+    /// The latency histogram.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
     }
 
     /// Records one retry of a transient failure.

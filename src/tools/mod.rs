@@ -10,6 +10,7 @@
 //! other way round, and `server/` translates between it and the protocol.
 
 pub mod context;
+pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
@@ -141,6 +142,8 @@ pub struct KindOffer {
     pub tools: Vec<Arc<dyn DynTool>>,
     /// Providers of the kind's resources.
     pub resources: Vec<Arc<dyn resources::ResourceProvider>>,
+    /// Readiness checks of the systems behind the kind's tools.
+    pub health: Vec<Arc<dyn health::HealthCheck>>,
 }
 
 /// What a tool kind builds from the config: its offer, or what in the config makes it unusable.

@@ -11,7 +11,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::context::ProgressSink;
-use super::metrics::MetricsSnapshot;
+use super::health::{HealthCheck, Probe};
+use super::metrics::{MetricsSnapshot, ToolMetrics};
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
 use super::resources::{Providers, ResourceProvider};
 use super::result::{ExecutionMeta, ToolError, ToolResult};
@@ -100,6 +101,11 @@ impl RegisteredTool {
     pub fn policy(&self) -> &Policy {
         self.runner.policy()
     }
+
+    /// The tool's counters and latency histogram.
+    pub fn metrics(&self) -> &Arc<ToolMetrics> {
+        self.runner.metrics()
+    }
 }
 
 /// The set of served tools, shared by every transport and session.
@@ -110,6 +116,7 @@ pub struct Registry {
     offered: RwLock<BTreeSet<String>>,
     tools: RwLock<Tools>,
     resources: RwLock<Providers>,
+    health: RwLock<Vec<Arc<dyn HealthCheck>>>,
 }
 
 #[derive(Default)]
@@ -132,6 +139,7 @@ impl Registry {
             offered: RwLock::default(),
             tools: RwLock::default(),
             resources: RwLock::default(),
+            health: RwLock::default(),
         }
     }
 
@@ -183,6 +191,17 @@ impl Registry {
     /// Every resource provider.
     pub fn resource_providers(&self) -> Providers {
         read(&self.resources).clone()
+    }
+
+    /// Adds a readiness check.
+    pub fn register_health_check(&self, check: Arc<dyn HealthCheck>) {
+        write(&self.health).push(check);
+    }
+
+    /// Asks every backing system whether it answers.
+    pub async fn probe(&self) -> Vec<Probe> {
+        let checks = read(&self.health).clone();
+        super::health::probe_all(&checks).await
     }
 
     /// Fails when the config sets a policy for a tool no kind offered.

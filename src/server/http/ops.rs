@@ -1,0 +1,152 @@
+//! Operations endpoints: `/healthz` (the process answers), `/readyz` (every warehouse answers)
+//! and `/metrics` (Prometheus text format).
+//!
+//! `/healthz` and the status of `/readyz` are open, so load balancers and orchestrators can
+//! probe without a secret; `/readyz`'s per-system details and `/metrics` need a token when the
+//! endpoint has tokens.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Shared;
+
+/// `GET /healthz`.
+pub async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// `GET /readyz`: 200 when every warehouse answers `SELECT 1`, 503 otherwise.
+pub async fn readyz(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let probes = shared.server.registry().probe().await;
+    let ready = !shared.is_draining() && probes.iter().all(|p| p.ready);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut body = json!({ "status": if ready { "ready" } else { "not_ready" } });
+    if shared.is_draining() {
+        body["reason"] = "shutting down".into();
+    }
+    if shared.auth.check(request.headers()).is_ok() {
+        body["checks"] = serde_json::to_value(&probes).unwrap_or_default();
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    if let Err(denied) = shared.auth.check(request.headers()) {
+        return denied.into_response();
+    }
+    let mut response = render(&shared).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
+
+/// The Prometheus text exposition of every counter the server keeps.
+fn render(shared: &Shared) -> String {
+    let mut out = String::with_capacity(8 * 1024);
+    let tools = shared.server.registry().list();
+
+
+    let counters: [(&str, &str, fn(&crate::tools::metrics::MetricsSnapshot) -> u64); 5] = [
+        ("datamcp_tool_calls_total", "Finished tool calls, cached or not.", |m| m.calls),
+        ("datamcp_tool_errors_total", "Tool calls that ended in an error result.", |m| m.errors),
+        ("datamcp_tool_timeouts_total", "Tool calls that hit their deadline.", |m| m.timeouts),
+        ("datamcp_tool_cache_hits_total", "Tool calls answered from the result cache.", |m| m.cache_hits),
+        ("datamcp_tool_retries_total", "Retries after transient errors.", |m| m.retries),
+    ];
+    let snapshots: Vec<_> = tools
+        .iter()
+        .map(|t| (t.tool().spec().name.clone(), t.metrics().snapshot()))
+        .collect();
+    for (name, help, value) in counters {
+        header(&mut out, name, "counter", help);
+        for (tool, snapshot) in &snapshots {
+            let _ = writeln!(out, "{name}{{tool=\"{}\"}} {}", escape(tool), value(snapshot));
+        }
+    }
+
+    let name = "datamcp_tool_duration_seconds";
+    header(&mut out, name, "histogram", "Tool call latency, validation to result.");
+    for entry in &tools {
+        let tool = escape(&entry.tool().spec().name);
+        let histogram = entry.metrics().latency();
+        for (le, count) in histogram.cumulative_by_doubling() {
+            let _ = writeln!(out, "{name}_bucket{{tool=\"{tool}\",le=\"{le}\"}} {count}");
+        }
+        let count = histogram.count();
+        let _ = writeln!(out, "{name}_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum{{tool=\"{tool}\"}} {}", histogram.sum_seconds());
+        let _ = writeln!(out, "{name}_count{{tool=\"{tool}\"}} {count}");
+    }
+
+    let in_flight = shared.max_calls - shared.calls.available_permits();
+    header(&mut out, "datamcp_calls_in_flight", "gauge", "Tool calls running now on the HTTP endpoint.");
+    let _ = writeln!(out, "datamcp_calls_in_flight {in_flight}");
+    header(&mut out, "datamcp_calls_in_flight_limit", "gauge", "Most tool calls that may run at once.");
+    let _ = writeln!(out, "datamcp_calls_in_flight_limit {}", shared.max_calls);
+
+    header(&mut out, "datamcp_sessions_open", "gauge", "Open MCP sessions, by transport.");
+    for (transport, gauge) in shared.session_gauges() {
+        let _ = writeln!(out, "datamcp_sessions_open{{transport=\"{}\"}} {}", transport.label(), gauge.open());
+    }
+    header(&mut out, "datamcp_sessions_opened_total", "counter", "MCP sessions opened, by transport.");
+    for (transport, gauge) in shared.session_gauges() {
+        let _ = writeln!(out, "datamcp_sessions_opened_total{{transport=\"{}\"}} {}", transport.label(), gauge.opened());
+    }
+    header(&mut out, "datamcp_sessions_limit", "gauge", "Most open sessions, all transports together.");
+    let _ = writeln!(out, "datamcp_sessions_limit {}", shared.max_sessions);
+
+    header(&mut out, "datamcp_http_requests_total", "counter", "MCP requests received, by transport.");
+    for (transport, requests, _) in shared.stats.by_transport() {
+        let _ = writeln!(out, "datamcp_http_requests_total{{transport=\"{}\"}} {requests}", transport.label());
+    }
+    header(&mut out, "datamcp_http_tool_calls_total", "counter", "Tool calls admitted, by transport.");
+    for (transport, _, calls) in shared.stats.by_transport() {
+        let _ = writeln!(out, "datamcp_http_tool_calls_total{{transport=\"{}\"}} {calls}", transport.label());
+    }
+    header(&mut out, "datamcp_http_rejections_total", "counter", "MCP requests refused, by reason.");
+    for (reason, count) in shared.stats.rejections() {
+        let _ = writeln!(out, "datamcp_http_rejections_total{{reason=\"{}\"}} {count}", reason.label());
+    }
+
+    header(&mut out, "datamcp_build_info", "gauge", "The running version.");
+    let _ = writeln!(out, "datamcp_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    header(&mut out, "datamcp_uptime_seconds", "gauge", "Seconds since the endpoint started.");
+    let _ = writeln!(out, "datamcp_uptime_seconds {}", shared.started.elapsed().as_secs_f64());
+    out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the exposition format requires.
+fn escape(value: &str) -> Cow<'_, str> {
+    if value.contains(['\\', '"', '\n']) {
+        Cow::Owned(
+            value
+                .replace('\\', r"\\")
+                .replace('"', "\\\"")
+                .replace('\n', r"\n"),
+        )
+    } else {
+        Cow::Borrowed(value)
+    }
+}

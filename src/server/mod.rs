@@ -122,10 +122,23 @@ pub fn call_tool_result(result: ToolResult) -> CallToolResult {
     response
 }
 
-/// Sends `notifications/progress` for one request.
+/// Sends `notifications/progress` for one request, in order, without holding up the tool.
 struct PeerProgress {
     peer: Peer<RoleServer>,
     token: ProgressToken,
+    /// The newest notification in flight; each waits for the one before it.
+    last: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl PeerProgress {
+    /// Lets the notifications still in flight go out before the result does (a notification
+    /// after its request's result may be dropped), waiting at most `limit`.
+    async fn flush(&self, limit: std::time::Duration) {
+        let last = self.last.lock().ok().and_then(|mut last| last.take());
+        if let Some(last) = last {
+            let _ = tokio::time::timeout(limit, last).await;
+        }
+    }
 }
 
 impl ProgressSink for PeerProgress {
@@ -134,12 +147,18 @@ impl ProgressSink for PeerProgress {
         param.total = total;
         param.message = message;
         let peer = self.peer.clone();
-        // Progress is advisory: never let a slow client hold up the tool.
-        tokio::spawn(async move {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let previous = last.take();
+        *last = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
             if let Err(error) = peer.notify_progress(param).await {
                 tracing::debug!(%error, "progress notification not delivered");
             }
-        });
+        }));
     }
 }
 
@@ -185,7 +204,8 @@ impl ServerHandler for DataMcp {
             Arc::new(PeerProgress {
                 peer: context.peer.clone(),
                 token,
-            }) as Arc<dyn ProgressSink>
+                last: std::sync::Mutex::new(None),
+            })
         });
         let caller = context
             .extensions
@@ -196,8 +216,16 @@ impl ServerHandler for DataMcp {
         let started = Instant::now();
         let result = self
             .registry
-            .call(&request.name, request.arguments, &context.ct, progress)
+            .call(
+                &request.name,
+                request.arguments,
+                &context.ct,
+                progress.clone().map(|p| p as Arc<dyn ProgressSink>),
+            )
             .await;
+        if let Some(progress) = progress {
+            progress.flush(std::time::Duration::from_millis(250)).await;
+        }
         if let (Some(caller), Some(hash)) = (caller, &arguments_hash) {
             let outcome = match &result {
                 Ok(result) => match &result.outcome {

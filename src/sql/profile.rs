@@ -232,12 +232,15 @@ impl Tool for Profile {
                 select.push(format!("max({c})"));
             }
         }
+        let steps = 1 + columns.len() as u64;
+        ctx.progress(0.0, Some(steps as f64), "scanning for counts and ranges");
         let stats = run(
             warehouse,
             &format!("SELECT {} FROM {source}", select.join(", ")),
             ctx,
         )
         .await?;
+        ctx.progress(1.0, Some(steps as f64), "scanned; counting top values");
         let stats = stats.into_iter().next().unwrap_or_default();
         let mut values = stats.into_iter();
         let number = |v: Option<Value>| {
@@ -273,6 +276,11 @@ impl Tool for Profile {
             } else {
                 Vec::new()
             };
+            ctx.progress(
+                (2 + profiles.len()) as f64,
+                Some(steps as f64),
+                format!("profiled column {name}"),
+            );
             let nulls = row_count - non_null;
             profiles.push(ColumnProfile {
                 name: name.clone(),

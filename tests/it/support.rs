@@ -242,3 +242,199 @@ impl Proxy {
         }
     }
 }
+
+/// A `datamcp serve --http` process on a free loopback port, killed when dropped. Its log
+/// lines are collected for tests that check what is (and is not) logged.
+pub struct HttpServer {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    logs: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl HttpServer {
+    /// Starts `datamcp serve --http 127.0.0.1:0 ARGS…` with `env`, and waits until it listens.
+    pub fn start(config: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> HttpServer {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(BIN);
+        command
+            .args(["serve", "--http", "127.0.0.1:0"])
+            .args(args)
+            .env("DATAMCP_DATA_DIR", demo_data_dir())
+            .env_remove("DATAMCP_CONFIG")
+            .env_remove("DATAMCP_AUTH_TOKEN")
+            .env("DATAMCP_LOG", "info,rmcp=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command.spawn().expect("spawn datamcp serve --http");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let sink = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            let echo = std::env::var_os("DATAMCP_TEST_LOGS").is_some();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("[server] {line}");
+                }
+                if let Some(rest) = line.split("serving MCP on http://").nth(1) {
+                    let address = rest.split('/').next().unwrap_or_default().to_owned();
+                    let _ = address_tx.send(address);
+                }
+                let mut logs = sink.lock().expect("logs");
+                logs.push_str(&line);
+                logs.push('\n');
+            }
+        });
+        let address = address_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!(
+                    "datamcp did not start listening; its log:\n{}",
+                    logs.lock().expect("logs")
+                )
+            });
+        HttpServer {
+            child,
+            base: format!("http://{address}"),
+            logs,
+        }
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// One value of the Prometheus text at `/metrics`, by its full series name.
+    pub async fn metric(&self, series: &str, token: Option<&str>) -> f64 {
+        let mut request = reqwest::Client::new().get(self.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let text = request
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An rmcp client over Streamable HTTP with the `initialize` handshake.
+pub async fn connect_http(url: &str, token: Option<&str>) -> Client {
+    connect_http_with(client_info(ProtocolVersion::V_2025_11_25), url, token, None).await
+}
+
+/// The client description the tests announce, at `version`.
+pub fn client_info(version: ProtocolVersion) -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("datamcp-tests", "0"),
+    )
+    .with_protocol_version(version)
+}
+
+/// An rmcp client with `handler` over Streamable HTTP: `initialize`, or `server/discover` when
+/// `discover` names the stateless protocol version to use.
+pub async fn connect_http_with<H: rmcp::ClientHandler>(
+    handler: H,
+    url: &str,
+    token: Option<&str>,
+    discover: Option<ProtocolVersion>,
+) -> RunningService<RoleClient, H> {
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url);
+    if let Some(token) = token {
+        config = config.auth_header(token);
+    }
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let lifecycle = match discover {
+        Some(version) => ClientLifecycleMode::Discover {
+            preferred_versions: vec![version],
+        },
+        None => ClientLifecycleMode::Initialize,
+    };
+    handler
+        .serve_with_lifecycle(transport, lifecycle)
+        .await
+        .expect("connect over Streamable HTTP")
+}
+
+/// Polls `condition` every 20 ms for up to `seconds`; true when it held.
+pub async fn eventually<F, Fut>(seconds: u64, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}

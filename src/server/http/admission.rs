@@ -190,9 +190,9 @@ async fn check(
     let (mut parts, body) = request.into_parts();
     if parts.method == Method::POST {
         let bytes = read_body(body, shared.max_body_bytes, &parts.headers).await?;
-        if let Ok(peek) = serde_json::from_slice::<Peek<'_>>(&bytes)
-            && peek.id.is_some()
-        {
+        let peek = serde_json::from_slice::<Peek<'_>>(&bytes)
+            .map_err(|error| not_json_rpc(&bytes, &error))?;
+        if peek.id.is_some() {
             match peek.method.as_deref() {
                 Some("tools/call") => {
                     let permit = Arc::clone(&shared.calls).try_acquire_owned().map_err(|_| {
@@ -223,6 +223,26 @@ async fn check(
     }
     parts.extensions.insert(caller.clone());
     Ok((Request::from_parts(parts, body), caller))
+}
+
+/// `400` with the JSON-RPC error a transport would send for these bytes.
+fn not_json_rpc(bytes: &[u8], error: &serde_json::Error) -> Refused {
+    let (error, id) = crate::server::jsonrpc::rejection(bytes, error);
+    let reply = rmcp::service::TxJsonRpcMessage::<rmcp::RoleServer>::error(error, id);
+    let body = serde_json::to_string(&reply).unwrap_or_default();
+    Refused {
+        status: StatusCode::BAD_REQUEST,
+        reason: Rejection::BadRequest,
+        message: String::new(),
+        extra: Some(
+            (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+        ),
+    }
 }
 
 /// The whole body, refused with `413` past `limit` bytes, whatever `Content-Length` claims.

@@ -119,7 +119,11 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let stream = EventStream {
         outbound: outbound_rx,
         endpoint: Some(format!("/message?sessionId={id}")),
-        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        keep_alive: {
+            // Often enough to notice the idle limit within half of it.
+            let period = KEEP_ALIVE.min(shared.session_idle_timeout / 2).max(Duration::from_millis(100));
+            tokio::time::interval_at(tokio::time::Instant::now() + period, period)
+        },
         idle_limit: shared.session_idle_timeout,
         activity,
         shutdown: shared.streams.clone(),

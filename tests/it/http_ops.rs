@@ -123,7 +123,7 @@ async fn two_hundred_sessions_open_and_close_without_keeping_memory() {
     let url = server.url("/mcp");
     let mut after_round = Vec::new();
     let mut first_round_cost = 0;
-    for round in 0..4 {
+    for round in 0..8 {
         let clients = futures::future::join_all((0..200).map(|_| connect_http(&url, None))).await;
         assert_eq!(server.metric(open, None).await, 200.0);
         if round == 0 {
@@ -139,12 +139,13 @@ async fn two_hundred_sessions_open_and_close_without_keeping_memory() {
         after_round.push(server.rss_kib());
     }
     eprintln!("RSS {before} KiB before; first 200 sessions took {first_round_cost} KiB; after each round: {after_round:?}");
-    // The allocator keeps freed pages for reuse, so RSS settles rather than falls. A leak would
-    // add the sessions' whole cost again every round; the last round must add under 15% of it.
-    let last_growth = after_round[3].saturating_sub(after_round[2]);
+    // glibc's allocator keeps freed pages for reuse, so RSS settles at a plateau instead of
+    // falling back (measured: ~2x the cost of 200 open sessions, reached after ~5 rounds). A
+    // leak of the session state would instead add its whole cost every round: 8x after 8 rounds.
+    let last = after_round[after_round.len() - 1];
     assert!(
-        last_growth * 100 < first_round_cost * 15,
-        "RSS still grows by {last_growth} KiB per 200 sessions (they cost {first_round_cost} KiB): {after_round:?}"
+        last < before + 3 * first_round_cost,
+        "RSS kept growing over 1,600 sessions: {before} KiB before, {after_round:?} after each round of 200 (which cost {first_round_cost} KiB)"
     );
 }
 

@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, HttpSettings};
-use crate::server::http::HttpEndpoint;
 use crate::prompts::PromptLibrary;
+use crate::server::http::HttpEndpoint;
 use crate::server::{self, DataMcp};
 use crate::sql::guard::{self, Dialect};
 use crate::tools::Registry;
@@ -28,7 +28,13 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log line format on stderr: human-readable text, or one JSON object per line.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "DATAMCP_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "DATAMCP_LOG_FORMAT"
+    )]
     log_format: LogFormat,
 }
 
@@ -128,7 +134,10 @@ pub fn main() -> ExitCode {
 fn serves_http(command: &Command) -> bool {
     match command {
         Command::Serve {
-            http, stdio, config, ..
+            http,
+            stdio,
+            config,
+            ..
         } => {
             !stdio
                 && (http.is_some()
@@ -270,14 +279,26 @@ fn build_from(config: Config) -> Result<DataMcp> {
     Ok(DataMcp::new(Arc::new(registry), Arc::new(prompts)))
 }
 
-async fn serve_http(server: DataMcp, address: SocketAddr, settings: &HttpSettings) -> Result<ExitCode> {
+async fn serve_http(
+    server: DataMcp,
+    address: SocketAddr,
+    settings: &HttpSettings,
+) -> Result<ExitCode> {
     let tools = server.registry().list().len();
     let endpoint = HttpEndpoint::bind(server, address, settings).await?;
     let bound = endpoint.local_addr()?;
     tracing::info!(
         tools,
-        auth = if settings.tokens.is_empty() { "off" } else { "bearer" },
-        mode = if settings.stateless { "stateless" } else { "sessions" },
+        auth = if settings.tokens.is_empty() {
+            "off"
+        } else {
+            "bearer"
+        },
+        mode = if settings.stateless {
+            "stateless"
+        } else {
+            "sessions"
+        },
         "datamcp {} serving MCP on http://{bound}/mcp (Streamable HTTP) and http://{bound}/sse (HTTP+SSE)",
         env!("CARGO_PKG_VERSION"),
     );

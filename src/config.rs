@@ -331,13 +331,15 @@ impl Config {
         match path {
             None => {
                 let mut config = Config::builtin();
-                config.http = HttpSettings::from_file(ServerFile::default(), env_token())
-                    .map_err(|bad| ConfigError::Invalid {
-                        path: "(no config file)".into(),
-                        line: 0,
-                        key: bad.key,
-                        message: bad.message,
-                        hint: bad.hint.to_owned(),
+                config.http =
+                    HttpSettings::from_file(ServerFile::default(), env_token()).map_err(|bad| {
+                        ConfigError::Invalid {
+                            path: "(no config file)".into(),
+                            line: 0,
+                            key: bad.key,
+                            message: bad.message,
+                            hint: bad.hint.to_owned(),
+                        }
                     })?;
                 Ok(config)
             }
@@ -489,9 +491,8 @@ impl Config {
             policy_check(format!("tools.{tool}"), p)?;
         }
 
-        let http = HttpSettings::from_file(file.server, env_token()).map_err(|bad| {
-            invalid(0, bad.key, bad.message, bad.hint)
-        })?;
+        let http = HttpSettings::from_file(file.server, env_token())
+            .map_err(|bad| invalid(0, bad.key, bad.message, bad.hint))?;
 
         Ok(Config {
             http,

@@ -195,7 +195,10 @@ impl HttpSettings {
             if tokens.iter().any(|t| t.name == raw.name) || raw.name == ENV_TOKEN_NAME {
                 return Err(invalid(
                     format!("{key}.name"),
-                    format!("'{}' is used twice (or is the reserved name 'env')", raw.name),
+                    format!(
+                        "'{}' is used twice (or is the reserved name 'env')",
+                        raw.name
+                    ),
                     "give every token its own name",
                 ));
             }
@@ -316,10 +319,10 @@ mod tests {
             "[server]\n[[server.tokens]]\nname = \"a\"\ntoken = \"hunter2\"",
             None,
         )
-        .unwrap_err();
+        .expect_err("refused");
         assert_eq!(error.key, "server.tokens[0].token");
         assert!(!error.message.contains("hunter2"));
-        let error = settings("[server]", Some("short")).unwrap_err();
+        let error = settings("[server]", Some("short")).expect_err("refused");
         assert_eq!(error.key, AUTH_TOKEN_ENV);
     }
 
@@ -338,16 +341,19 @@ mod tests {
     #[test]
     fn duplicate_names_and_bad_addresses_are_refused() {
         let twice = "[server]\n[[server.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef0\"\n[[server.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef1\"";
-        assert_eq!(settings(twice, None).unwrap_err().key, "server.tokens[1].name");
+        assert_eq!(
+            settings(twice, None).expect_err("refused").key,
+            "server.tokens[1].name"
+        );
         assert_eq!(
             settings("[server]\nhttp = \"localhost\"", None)
-                .unwrap_err()
+                .expect_err("refused")
                 .key,
             "server.http"
         );
         assert_eq!(
             settings("[server]\nallowed_origins = [\"example.com\"]", None)
-                .unwrap_err()
+                .expect_err("refused")
                 .key,
             "server.allowed_origins"
         );

@@ -32,4 +32,3 @@ pub fn rejection(line: &[u8], error: &serde_json::Error) -> (ErrorData, Option<R
         id,
     )
 }
-

@@ -36,10 +36,7 @@ async fn probe(warehouse: &Warehouse) -> Probe {
             match tokio::time::timeout(PROBE_TIMEOUT, query).await {
                 Ok(Ok(_)) => Ok(()),
                 Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!(
-                    "no answer within {} s",
-                    PROBE_TIMEOUT.as_secs()
-                )),
+                Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
             }
         }
         Err(reason) => Err(reason.to_string()),

@@ -86,7 +86,10 @@ async fn garbage_on_stdin_is_answered_or_dropped_and_serving_goes_on() {
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     let mut logs = String::new();
     let _ = stderr.read_to_string(&mut logs).await;
-    assert!(logs.contains("dropped a line that is not JSON"), "{logs}");
+    assert!(
+        logs.contains("dropped a message that is not JSON"),
+        "{logs}"
+    );
     assert!(
         logs.contains("dropped a message that is not valid JSON-RPC"),
         "{logs}"

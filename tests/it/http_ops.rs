@@ -18,7 +18,11 @@ async fn readiness_reports_each_warehouse() {
     let ready = |server: &HttpServer| {
         let url = server.url("/readyz");
         async move {
-            let response = reqwest::Client::new().get(url).send().await.expect("GET /readyz");
+            let response = reqwest::Client::new()
+                .get(url)
+                .send()
+                .await
+                .expect("GET /readyz");
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.expect("JSON"))
         }
@@ -57,7 +61,11 @@ async fn metrics_are_valid_prometheus_text_with_per_tool_histograms() {
         call(&client, "sql_query", json!({"sql": format!("SELECT {n}")})).await;
     }
     call(&client, "sql_query", json!({"sql": "DELETE FROM orders"})).await;
-    let response = reqwest::Client::new().get(server.url("/metrics")).send().await.expect("GET");
+    let response = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("GET");
     assert!(
         response.headers()["content-type"]
             .to_str()
@@ -72,10 +80,22 @@ async fn metrics_are_valid_prometheus_text_with_per_tool_histograms() {
     };
     assert_eq!(value("datamcp_tool_calls_total{tool=\"sql_query\"}"), 4.0);
     assert_eq!(value("datamcp_tool_errors_total{tool=\"sql_query\"}"), 1.0);
-    assert_eq!(value("datamcp_tool_duration_seconds_count{tool=\"sql_query\"}"), 4.0);
-    assert_eq!(value("datamcp_tool_duration_seconds_bucket{tool=\"sql_query\",le=\"+Inf\"}"), 4.0);
-    assert_eq!(value("datamcp_http_tool_calls_total{transport=\"streamable_http\"}"), 4.0);
-    assert_eq!(value("datamcp_sessions_open{transport=\"streamable_http\"}"), 1.0);
+    assert_eq!(
+        value("datamcp_tool_duration_seconds_count{tool=\"sql_query\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("datamcp_tool_duration_seconds_bucket{tool=\"sql_query\",le=\"+Inf\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("datamcp_http_tool_calls_total{transport=\"streamable_http\"}"),
+        4.0
+    );
+    assert_eq!(
+        value("datamcp_sessions_open{transport=\"streamable_http\"}"),
+        1.0
+    );
     assert_eq!(value("datamcp_calls_in_flight"), 0.0);
 
     // Every sample belongs to a declared family, and histogram buckets never decrease.
@@ -97,7 +117,12 @@ async fn metrics_are_valid_prometheus_text_with_per_tool_histograms() {
             .filter(|f| families.contains(*f))
             .unwrap_or(name);
         assert!(families.contains(family), "undeclared series: {line}");
-        let sample: f64 = line.rsplit(' ').next().expect("value").parse().expect("number");
+        let sample: f64 = line
+            .rsplit(' ')
+            .next()
+            .expect("value")
+            .parse()
+            .expect("number");
         if name.ends_with("_bucket") {
             let series = line.split(",le=").next().expect("series").to_owned();
             if let Some((previous, count)) = &last_bucket
@@ -138,7 +163,9 @@ async fn two_hundred_sessions_open_and_close_without_keeping_memory() {
         );
         after_round.push(server.rss_kib());
     }
-    eprintln!("RSS {before} KiB before; first 200 sessions took {first_round_cost} KiB; after each round: {after_round:?}");
+    eprintln!(
+        "RSS {before} KiB before; first 200 sessions took {first_round_cost} KiB; after each round: {after_round:?}"
+    );
     // glibc's allocator keeps freed pages for reuse, so RSS settles at a plateau instead of
     // falling back (measured: ~2x the cost of 200 open sessions, reached after ~5 rounds). A
     // leak of the session state would instead add its whole cost every round: 8x after 8 rounds.
@@ -166,16 +193,25 @@ async fn shutdown_lets_a_running_call_finish_then_exits() {
         (result, client)
     });
     assert!(
-        eventually(5, || async { server.metric("datamcp_calls_in_flight", None).await == 1.0 }).await,
+        eventually(5, || async {
+            server.metric("datamcp_calls_in_flight", None).await == 1.0
+        })
+        .await,
         "the call never started"
     );
     server.terminate();
     let (result, _client) = slow.await.expect("call task");
     assert!(!is_error(&result), "{}", text(&result));
     assert_eq!(structured(&result)["rows"], json!([[3000000]]));
-    let status = server.wait(Duration::from_secs(15)).expect("the server exited");
+    let status = server
+        .wait(Duration::from_secs(15))
+        .expect("the server exited");
     assert!(status.success(), "{status:?}");
     // The call was running when the signal came, and finished anyway.
     assert!(server.logs().contains("letting running calls finish"));
-    assert!(server.logs().contains("running_calls=1"), "{}", server.logs());
+    assert!(
+        server.logs().contains("running_calls=1"),
+        "{}",
+        server.logs()
+    );
 }

@@ -24,7 +24,11 @@ fn initialize() -> Value {
         "clientInfo": {"name": "raw", "version": "0"}}})
 }
 
-async fn post_mcp(server: &HttpServer, headers: &[(&str, &str)], body: String) -> reqwest::Response {
+async fn post_mcp(
+    server: &HttpServer,
+    headers: &[(&str, &str)],
+    body: String,
+) -> reqwest::Response {
     let mut request = reqwest::Client::new()
         .post(server.url("/mcp"))
         .header("content-type", "application/json")
@@ -42,11 +46,25 @@ async fn tokens_are_required_checked_and_never_logged() {
 
     let missing = post_mcp(&server, &[], initialize().to_string()).await;
     assert_eq!(missing.status(), 401);
-    assert_eq!(missing.headers()["www-authenticate"], "Bearer realm=\"datamcp\"");
-    assert!(missing.text().await.expect("text").contains("Authorization: Bearer"));
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"datamcp\""
+    );
+    assert!(
+        missing
+            .text()
+            .await
+            .expect("text")
+            .contains("Authorization: Bearer")
+    );
 
     let wrong_token = format!("Bearer {ALICE}x");
-    let wrong = post_mcp(&server, &[("authorization", &wrong_token)], initialize().to_string()).await;
+    let wrong = post_mcp(
+        &server,
+        &[("authorization", &wrong_token)],
+        initialize().to_string(),
+    )
+    .await;
     assert_eq!(wrong.status(), 401);
     assert!(
         wrong.headers()["www-authenticate"]
@@ -55,12 +73,24 @@ async fn tokens_are_required_checked_and_never_logged() {
             .contains("invalid_token")
     );
     // The SSE endpoints and /metrics are behind the same gate.
-    let sse = reqwest::Client::new().get(server.url("/sse")).send().await.expect("GET /sse");
+    let sse = reqwest::Client::new()
+        .get(server.url("/sse"))
+        .send()
+        .await
+        .expect("GET /sse");
     assert_eq!(sse.status(), 401);
-    let metrics = reqwest::Client::new().get(server.url("/metrics")).send().await.expect("GET");
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(metrics.status(), 401);
     // Health is open to probes; readiness details are not.
-    let health = reqwest::Client::new().get(server.url("/healthz")).send().await.expect("GET");
+    let health = reqwest::Client::new()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .expect("GET");
     assert_eq!(health.status(), 200);
     let ready: Value = reqwest::Client::new()
         .get(server.url("/readyz"))
@@ -75,7 +105,12 @@ async fn tokens_are_required_checked_and_never_logged() {
 
     // The right tokens work over both transports, and the audit line names the holder.
     let client = connect_http(&server.url("/mcp"), Some(ALICE)).await;
-    let result = call(&client, "sql_query", json!({"sql": "SELECT 'secret-literal' AS s"})).await;
+    let result = call(
+        &client,
+        "sql_query",
+        json!({"sql": "SELECT 'secret-literal' AS s"}),
+    )
+    .await;
     assert!(!is_error(&result));
     client.cancel().await.expect("close");
     let mut sse = SseClient::open(&server.base, Some(BOB)).await;
@@ -84,18 +119,28 @@ async fn tokens_are_required_checked_and_never_logged() {
     assert_eq!(result["isError"], false);
 
     assert!(
-        eventually(5, || async { server.logs().matches("datamcp::audit").count() >= 2 }).await,
+        eventually(5, || async {
+            server.logs().matches("datamcp::audit").count() >= 2
+        })
+        .await,
         "{}",
         server.logs()
     );
     let logs = server.logs();
-    let audit: Vec<&str> = logs.lines().filter(|l| l.contains("datamcp::audit")).collect();
+    let audit: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("datamcp::audit"))
+        .collect();
     assert!(audit.iter().any(|l| l.contains("token=\"alice\"")
         && l.contains("tool=\"sql_query\"")
         && l.contains("transport=\"streamable_http\"")
         && l.contains("outcome=\"ok\"")
         && l.contains("args_sha256=")));
-    assert!(audit.iter().any(|l| l.contains("token=\"bob\"") && l.contains("transport=\"sse\"")));
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("token=\"bob\"") && l.contains("transport=\"sse\""))
+    );
     for secret in [ALICE, BOB, "secret-literal"] {
         assert!(!logs.contains(secret), "the log leaks {secret}:\n{logs}");
     }
@@ -123,7 +168,13 @@ async fn foreign_origins_and_hosts_are_refused_on_both_transports() {
     let evil = [("origin", "https://evil.example")];
     let refused = post_mcp(&server, &evil, initialize().to_string()).await;
     assert_eq!(refused.status(), 403);
-    assert!(refused.text().await.expect("text").contains("allowed_origins"));
+    assert!(
+        refused
+            .text()
+            .await
+            .expect("text")
+            .contains("allowed_origins")
+    );
     let sse = reqwest::Client::new()
         .get(server.url("/sse"))
         .header("origin", "https://evil.example")
@@ -131,18 +182,44 @@ async fn foreign_origins_and_hosts_are_refused_on_both_transports() {
         .await
         .expect("GET /sse");
     assert_eq!(sse.status(), 403);
-    let rebound = post_mcp(&server, &[("host", "evil.example")], initialize().to_string()).await;
+    let rebound = post_mcp(
+        &server,
+        &[("host", "evil.example")],
+        initialize().to_string(),
+    )
+    .await;
     assert_eq!(rebound.status(), 403);
-    assert!(rebound.text().await.expect("text").contains("allowed_hosts"));
+    assert!(
+        rebound
+            .text()
+            .await
+            .expect("text")
+            .contains("allowed_hosts")
+    );
     // A page served from loopback may call.
-    let local = post_mcp(&server, &[("origin", "http://localhost:5173")], initialize().to_string()).await;
+    let local = post_mcp(
+        &server,
+        &[("origin", "http://localhost:5173")],
+        initialize().to_string(),
+    )
+    .await;
     assert_eq!(local.status(), 200);
 
     let sandbox = Sandbox::new("[server]\nallowed_origins = [\"https://app.example.com\"]\n");
     let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
-    let app = post_mcp(&server, &[("origin", "https://app.example.com")], initialize().to_string()).await;
+    let app = post_mcp(
+        &server,
+        &[("origin", "https://app.example.com")],
+        initialize().to_string(),
+    )
+    .await;
     assert_eq!(app.status(), 200);
-    let other = post_mcp(&server, &[("origin", "http://localhost:5173")], initialize().to_string()).await;
+    let other = post_mcp(
+        &server,
+        &[("origin", "http://localhost:5173")],
+        initialize().to_string(),
+    )
+    .await;
     assert_eq!(other.status(), 403);
 }
 
@@ -175,9 +252,19 @@ async fn oversized_and_garbage_bodies_get_clear_answers() {
     let garbage = post_mcp(&server, &[], "{not json".to_owned()).await;
     assert_eq!(garbage.status(), 400, "{:?}", garbage.text().await);
     // The server is still serving.
-    let result = sse.call(2, "sql_query", json!({"sql": "SELECT 1 AS one"})).await;
+    let result = sse
+        .call(2, "sql_query", json!({"sql": "SELECT 1 AS one"}))
+        .await;
     assert_eq!(result["structuredContent"]["rows"], json!([[1]]));
-    assert!(server.metric("datamcp_http_rejections_total{reason=\"body_too_large\"}", None).await >= 3.0);
+    assert!(
+        server
+            .metric(
+                "datamcp_http_rejections_total{reason=\"body_too_large\"}",
+                None
+            )
+            .await
+            >= 3.0
+    );
 }
 
 #[tokio::test]
@@ -194,7 +281,10 @@ async fn calls_and_sessions_over_the_limits_are_refused_not_queued() {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"}}}))
         .await;
     assert!(
-        eventually(5, || async { server.metric("datamcp_calls_in_flight", None).await == 1.0 }).await
+        eventually(5, || async {
+            server.metric("datamcp_calls_in_flight", None).await == 1.0
+        })
+        .await
     );
     let second = connect_http(&server.url("/mcp"), None).await;
     let busy = second
@@ -202,8 +292,11 @@ async fn calls_and_sessions_over_the_limits_are_refused_not_queued() {
         .await;
     assert!(busy.is_err(), "a call over the limit was accepted");
     let raw = first
-        .post_raw(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "sql_query", "arguments": {"sql": "SELECT 1"}}}).to_string())
+        .post_raw(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "sql_query", "arguments": {"sql": "SELECT 1"}}})
+            .to_string(),
+        )
         .await;
     assert_eq!(raw.status(), 429);
     assert_eq!(raw.headers()["retry-after"], "1");
@@ -213,18 +306,28 @@ async fn calls_and_sessions_over_the_limits_are_refused_not_queued() {
         .post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}))
         .await;
     assert!(
-        eventually(5, || async { server.metric("datamcp_calls_in_flight", None).await == 0.0 }).await
+        eventually(5, || async {
+            server.metric("datamcp_calls_in_flight", None).await == 0.0
+        })
+        .await
     );
 
     // Two sessions are open (one SSE, one Streamable HTTP): a third is refused on either.
     let third = post_mcp(&server, &[], initialize().to_string()).await;
     assert_eq!(third.status(), 503);
-    let sse = reqwest::Client::new().get(server.url("/sse")).send().await.expect("GET /sse");
+    let sse = reqwest::Client::new()
+        .get(server.url("/sse"))
+        .send()
+        .await
+        .expect("GET /sse");
     assert_eq!(sse.status(), 503);
     second.cancel().await.expect("close");
     assert!(
         eventually(5, || async {
-            post_mcp(&server, &[], initialize().to_string()).await.status() == 200
+            post_mcp(&server, &[], initialize().to_string())
+                .await
+                .status()
+                == 200
         })
         .await,
         "a freed session slot was not reusable"

@@ -33,7 +33,9 @@ impl SseClient {
     /// Opens `GET /sse` and reads the `endpoint` event.
     pub async fn open(base: &str, token: Option<&str>) -> SseClient {
         let http = reqwest::Client::new();
-        let mut request = http.get(format!("{base}/sse")).header("accept", "text/event-stream");
+        let mut request = http
+            .get(format!("{base}/sse"))
+            .header("accept", "text/event-stream");
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -101,7 +103,12 @@ impl SseClient {
     /// Posts one message; the server must accept it with 202.
     pub async fn post(&self, message: Value) {
         let response = self.post_raw(message.to_string()).await;
-        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap_or_default());
+        assert_eq!(
+            response.status(),
+            202,
+            "{}",
+            response.text().await.unwrap_or_default()
+        );
     }
 
     /// The next message on the stream; `None` when the stream ended.
@@ -144,7 +151,11 @@ impl SseClient {
     /// `tools/call`, returning the result object.
     pub async fn call(&mut self, id: u64, tool: &str, arguments: Value) -> Value {
         let (response, _) = self
-            .request(id, "tools/call", json!({"name": tool, "arguments": arguments}))
+            .request(
+                id,
+                "tools/call",
+                json!({"name": tool, "arguments": arguments}),
+            )
             .await;
         response["result"].clone()
     }
@@ -170,7 +181,11 @@ async fn an_sse_session_initializes_lists_and_calls() {
         .collect();
     assert!(names.contains(&"sql_query"), "{names:?}");
     let result = client
-        .call(2, "sql_query", json!({"sql": "SELECT count(*) AS n FROM customers"}))
+        .call(
+            2,
+            "sql_query",
+            json!({"sql": "SELECT count(*) AS n FROM customers"}),
+        )
         .await;
     assert_eq!(result["structuredContent"]["rows"], json!([[2500]]));
     assert_eq!(server.metric(SESSIONS, None).await, 1.0);
@@ -208,7 +223,11 @@ async fn two_sse_sessions_never_see_each_others_responses() {
                 .as_str()
                 .expect("row")
                 .to_owned();
-            assert_eq!(who, format!("{name}-{}", message["id"]), "wrong answer on {name}'s stream");
+            assert_eq!(
+                who,
+                format!("{name}-{}", message["id"]),
+                "wrong answer on {name}'s stream"
+            );
             seen.push(who);
         }
         seen.sort();
@@ -242,7 +261,11 @@ async fn progress_and_cancellation_work_over_sse() {
         .filter(|n| n["method"] == "notifications/progress")
         .collect();
     assert_eq!(progress.len(), 4, "{notifications:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p-1"));
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "p-1")
+    );
 
     client
         .post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
@@ -250,18 +273,28 @@ async fn progress_and_cancellation_work_over_sse() {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"}}}))
         .await;
     assert!(
-        eventually(5, || async { server.metric("datamcp_calls_in_flight", None).await == 1.0 }).await,
+        eventually(5, || async {
+            server.metric("datamcp_calls_in_flight", None).await == 1.0
+        })
+        .await,
         "the call never started"
     );
     client
-        .post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
-            "params": {"requestId": 2, "reason": "user gave up"}}))
+        .post(
+            json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+            "params": {"requestId": 2, "reason": "user gave up"}}),
+        )
         .await;
     assert!(
-        eventually(5, || async { server.metric("datamcp_calls_in_flight", None).await == 0.0 }).await,
+        eventually(5, || async {
+            server.metric("datamcp_calls_in_flight", None).await == 0.0
+        })
+        .await,
         "the cancelled call kept running"
     );
-    let result = client.call(3, "sql_query", json!({"sql": "SELECT 3 AS n"})).await;
+    let result = client
+        .call(3, "sql_query", json!({"sql": "SELECT 3 AS n"}))
+        .await;
     assert_eq!(result["structuredContent"]["rows"], json!([[3]]));
 }
 
@@ -271,7 +304,9 @@ async fn bad_posts_get_clear_errors_and_the_session_goes_on() {
     let mut client = SseClient::open(&server.base, None).await;
     client.initialize().await;
 
-    let garbage = client.post_raw("{\"jsonrpc\": \"2.0\", \"id\": 4, \"method\": ").await;
+    let garbage = client
+        .post_raw("{\"jsonrpc\": \"2.0\", \"id\": 4, \"method\": ")
+        .await;
     assert_eq!(garbage.status(), 400);
     let body: Value = garbage.json().await.expect("JSON-RPC error body");
     assert_eq!(body["error"]["code"], -32700);
@@ -291,10 +326,17 @@ async fn bad_posts_get_clear_errors_and_the_session_goes_on() {
         .expect("post");
     assert_eq!(unknown.status(), 404);
     assert!(unknown.text().await.expect("text").contains("GET /sse"));
-    let missing = http.post(server.url("/message")).body("{}").send().await.expect("post");
+    let missing = http
+        .post(server.url("/message"))
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(missing.status(), 400);
 
-    let result = client.call(6, "sql_query", json!({"sql": "SELECT 6 AS n"})).await;
+    let result = client
+        .call(6, "sql_query", json!({"sql": "SELECT 6 AS n"}))
+        .await;
     assert_eq!(result["structuredContent"]["rows"], json!([[6]]));
 }
 
@@ -307,7 +349,9 @@ async fn idle_sessions_expire_on_both_transports() {
     let streamable = connect_http(&server.url("/mcp"), None).await;
     assert_eq!(server.metric(SESSIONS, None).await, 1.0);
     assert_eq!(
-        server.metric("datamcp_sessions_open{transport=\"streamable_http\"}", None).await,
+        server
+            .metric("datamcp_sessions_open{transport=\"streamable_http\"}", None)
+            .await,
         1.0
     );
     // The SSE stream ends; both sessions leave the books.

@@ -26,11 +26,19 @@ async fn a_session_initializes_lists_calls_and_ends_with_delete() {
     let server = HttpServer::start(None, &[], &[]);
     let client = connect_http(&server.url("/mcp"), None).await;
     let info = client.peer_info().expect("server info");
-    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("datamcp"));
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("datamcp")
+    );
 
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(tools.iter().any(|t| t.name == "sql_query"));
-    let result = call(&client, "sql_query", json!({"sql": "SELECT 40 + 2 AS answer"})).await;
+    let result = call(
+        &client,
+        "sql_query",
+        json!({"sql": "SELECT 40 + 2 AS answer"}),
+    )
+    .await;
     assert!(!is_error(&result), "{}", text(&result));
     assert_eq!(structured(&result)["rows"], json!([[42]]));
     assert_eq!(server.metric(SESSIONS, None).await, 1.0);
@@ -118,7 +126,10 @@ async fn progress_notifications_reach_the_caller() {
     assert_eq!(seen.len(), 5, "one notification per step: {seen:?}");
     assert!(seen.iter().all(|p| p.total == Some(4.0)));
     assert!(seen.windows(2).all(|w| w[0].progress <= w[1].progress));
-    assert!(seen.iter().any(|p| p.message.as_deref() == Some("profiled column status")));
+    assert!(
+        seen.iter()
+            .any(|p| p.message.as_deref() == Some("profiled column status"))
+    );
     client.cancel().await.expect("close");
 }
 
@@ -128,11 +139,18 @@ async fn cancelling_a_request_stops_the_call_on_the_server() {
     let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
     let client = connect_http(&server.url("/mcp"), None).await;
     let request = ClientRequest::CallToolRequest(CallToolRequest::new(
-        CallToolRequestParams::new("sql_query")
-            .with_arguments(json!({"sql": ENDLESS}).as_object().cloned().expect("object")),
+        CallToolRequestParams::new("sql_query").with_arguments(
+            json!({"sql": ENDLESS})
+                .as_object()
+                .cloned()
+                .expect("object"),
+        ),
     ));
     let handle = client
-        .send_cancellable_request(request, PeerRequestOptions::with_timeout(Duration::from_millis(800)))
+        .send_cancellable_request(
+            request,
+            PeerRequestOptions::with_timeout(Duration::from_millis(800)),
+        )
         .await
         .expect("send");
     assert!(

@@ -280,7 +280,10 @@ impl HttpServer {
         let sink = std::sync::Arc::clone(&logs);
         std::thread::spawn(move || {
             let echo = std::env::var_os("DATAMCP_TEST_LOGS").is_some();
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if echo {
                     eprintln!("[server] {line}");
                 }

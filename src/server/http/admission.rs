@@ -78,11 +78,7 @@ struct Peek<'a> {
 }
 
 /// The middleware of every MCP route.
-pub async fn admit(
-    State(shared): State<Arc<Shared>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let transport = if request.uri().path() == "/mcp" {
         Transport::StreamableHttp
     } else {
@@ -101,7 +97,7 @@ pub async fn admit(
                 request_id = %request_id,
                 transport = transport.label(),
                 reason = rejection.reason.label(),
-                status = rejection.status.as_u16(),
+                status = rejection.response.status().as_u16(),
                 "request refused"
             );
             rejection.into_response()
@@ -113,40 +109,38 @@ pub async fn admit(
     response
 }
 
-/// A refused request: the status, a message saying what to do, and the metric label.
+/// A refused request: the answer (a status and a message saying what to do), and the metric
+/// label.
 pub struct Refused {
-    status: StatusCode,
     reason: Rejection,
-    message: String,
-    extra: Option<Response>,
+    response: Box<Response>,
 }
 
 impl Refused {
     fn new(status: StatusCode, reason: Rejection, message: impl Into<String>) -> Self {
-        Refused {
-            status,
-            reason,
-            message: message.into(),
-            extra: None,
-        }
-    }
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        if let Some(response) = self.extra {
-            return response;
-        }
-        let mut response = (self.status, self.message).into_response();
+        let mut response = (status, message.into()).into_response();
         if matches!(
-            self.status,
+            status,
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
         ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
-        response
+        Refused::with_response(reason, response)
+    }
+
+    fn with_response(reason: Rejection, response: Response) -> Self {
+        Refused {
+            reason,
+            response: Box::new(response),
+        }
+    }
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        *self.response
     }
 }
 
@@ -170,11 +164,8 @@ async fn check(
         };
         Refused::new(StatusCode::FORBIDDEN, reason, refusal.to_string())
     })?;
-    let token_name = shared.auth.check(request.headers()).map_err(|denied| Refused {
-        status: StatusCode::UNAUTHORIZED,
-        reason: Rejection::Unauthorized,
-        message: String::new(),
-        extra: Some(denied.into_response()),
+    let token_name = shared.auth.check(request.headers()).map_err(|denied| {
+        Refused::with_response(Rejection::Unauthorized, denied.into_response())
     })?;
     let peer = request
         .extensions()
@@ -230,19 +221,15 @@ fn not_json_rpc(bytes: &[u8], error: &serde_json::Error) -> Refused {
     let (error, id) = crate::server::jsonrpc::rejection(bytes, error);
     let reply = rmcp::service::TxJsonRpcMessage::<rmcp::RoleServer>::error(error, id);
     let body = serde_json::to_string(&reply).unwrap_or_default();
-    Refused {
-        status: StatusCode::BAD_REQUEST,
-        reason: Rejection::BadRequest,
-        message: String::new(),
-        extra: Some(
-            (
-                StatusCode::BAD_REQUEST,
-                [(header::CONTENT_TYPE, "application/json")],
-                body,
-            )
-                .into_response(),
-        ),
-    }
+    Refused::with_response(
+        Rejection::BadRequest,
+        (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+    )
 }
 
 /// The whole body, refused with `413` past `limit` bytes, whatever `Content-Length` claims.
@@ -255,7 +242,9 @@ async fn read_body(
         Refused::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::TooLarge,
-            format!("the request body is larger than the server's limit of {limit} bytes; send smaller requests (ask for fewer rows or split the work)"),
+            format!(
+                "the request body is larger than the server's limit of {limit} bytes; send smaller requests (ask for fewer rows or split the work)"
+            ),
         )
     };
     let declared = headers

@@ -123,12 +123,20 @@ mod tests {
         let name = auth.check(&headers("Bearer bob-secret-0123456789"));
         assert_eq!(name.expect("accepted").as_deref(), Some("bob"));
         assert_eq!(
-            auth.check(&headers("bearer  alice-secret-0123456789 ")).expect("accepted").as_deref(),
+            auth.check(&headers("bearer  alice-secret-0123456789 "))
+                .expect("accepted")
+                .as_deref(),
             Some("alice")
         );
         assert_eq!(auth.check(&HeaderMap::new()), Err(Denied::Missing));
-        assert_eq!(auth.check(&headers("Basic YWxpY2U6eA==")), Err(Denied::Missing));
-        assert_eq!(auth.check(&headers("Bearer alice-secret")), Err(Denied::Wrong));
+        assert_eq!(
+            auth.check(&headers("Basic YWxpY2U6eA==")),
+            Err(Denied::Missing)
+        );
+        assert_eq!(
+            auth.check(&headers("Bearer alice-secret")),
+            Err(Denied::Wrong)
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -180,6 +181,13 @@ impl HttpEndpoint {
         } = self;
         let stop_accepting = CancellationToken::new();
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // An SSE answer goes out in several small writes; with Nagle's algorithm on, the later
+        // ones wait for the client's delayed ACK, 40 ms a call.
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, service)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { server.await });

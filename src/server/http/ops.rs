@@ -15,6 +15,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Shared;
+use crate::tools::metrics::MetricsSnapshot;
+
+/// A counter family: name, help, and how to read it off a tool's snapshot.
+type Counter = (&'static str, &'static str, fn(&MetricsSnapshot) -> u64);
 
 /// `GET /healthz`.
 pub async fn healthz() -> Response {
@@ -63,13 +67,32 @@ fn render(shared: &Shared) -> String {
     let mut out = String::with_capacity(8 * 1024);
     let tools = shared.server.registry().list();
 
-
-    let counters: [(&str, &str, fn(&crate::tools::metrics::MetricsSnapshot) -> u64); 5] = [
-        ("datamcp_tool_calls_total", "Finished tool calls, cached or not.", |m| m.calls),
-        ("datamcp_tool_errors_total", "Tool calls that ended in an error result.", |m| m.errors),
-        ("datamcp_tool_timeouts_total", "Tool calls that hit their deadline.", |m| m.timeouts),
-        ("datamcp_tool_cache_hits_total", "Tool calls answered from the result cache.", |m| m.cache_hits),
-        ("datamcp_tool_retries_total", "Retries after transient errors.", |m| m.retries),
+    let counters: [Counter; 5] = [
+        (
+            "datamcp_tool_calls_total",
+            "Finished tool calls, cached or not.",
+            |m| m.calls,
+        ),
+        (
+            "datamcp_tool_errors_total",
+            "Tool calls that ended in an error result.",
+            |m| m.errors,
+        ),
+        (
+            "datamcp_tool_timeouts_total",
+            "Tool calls that hit their deadline.",
+            |m| m.timeouts,
+        ),
+        (
+            "datamcp_tool_cache_hits_total",
+            "Tool calls answered from the result cache.",
+            |m| m.cache_hits,
+        ),
+        (
+            "datamcp_tool_retries_total",
+            "Retries after transient errors.",
+            |m| m.retries,
+        ),
     ];
     let snapshots: Vec<_> = tools
         .iter()
@@ -78,12 +101,22 @@ fn render(shared: &Shared) -> String {
     for (name, help, value) in counters {
         header(&mut out, name, "counter", help);
         for (tool, snapshot) in &snapshots {
-            let _ = writeln!(out, "{name}{{tool=\"{}\"}} {}", escape(tool), value(snapshot));
+            let _ = writeln!(
+                out,
+                "{name}{{tool=\"{}\"}} {}",
+                escape(tool),
+                value(snapshot)
+            );
         }
     }
 
     let name = "datamcp_tool_duration_seconds";
-    header(&mut out, name, "histogram", "Tool call latency, validation to result.");
+    header(
+        &mut out,
+        name,
+        "histogram",
+        "Tool call latency, validation to result.",
+    );
     for entry in &tools {
         let tool = escape(&entry.tool().spec().name);
         let histogram = entry.metrics().latency();
@@ -92,44 +125,128 @@ fn render(shared: &Shared) -> String {
         }
         let count = histogram.count();
         let _ = writeln!(out, "{name}_bucket{{tool=\"{tool}\",le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "{name}_sum{{tool=\"{tool}\"}} {}", histogram.sum_seconds());
+        let _ = writeln!(
+            out,
+            "{name}_sum{{tool=\"{tool}\"}} {}",
+            histogram.sum_seconds()
+        );
         let _ = writeln!(out, "{name}_count{{tool=\"{tool}\"}} {count}");
     }
 
     let in_flight = shared.max_calls - shared.calls.available_permits();
-    header(&mut out, "datamcp_calls_in_flight", "gauge", "Tool calls running now on the HTTP endpoint.");
+    header(
+        &mut out,
+        "datamcp_calls_in_flight",
+        "gauge",
+        "Tool calls running now on the HTTP endpoint.",
+    );
     let _ = writeln!(out, "datamcp_calls_in_flight {in_flight}");
-    header(&mut out, "datamcp_calls_in_flight_limit", "gauge", "Most tool calls that may run at once.");
+    header(
+        &mut out,
+        "datamcp_calls_in_flight_limit",
+        "gauge",
+        "Most tool calls that may run at once.",
+    );
     let _ = writeln!(out, "datamcp_calls_in_flight_limit {}", shared.max_calls);
 
-    header(&mut out, "datamcp_sessions_open", "gauge", "Open MCP sessions, by transport.");
+    header(
+        &mut out,
+        "datamcp_sessions_open",
+        "gauge",
+        "Open MCP sessions, by transport.",
+    );
     for (transport, gauge) in shared.session_gauges() {
-        let _ = writeln!(out, "datamcp_sessions_open{{transport=\"{}\"}} {}", transport.label(), gauge.open());
+        let _ = writeln!(
+            out,
+            "datamcp_sessions_open{{transport=\"{}\"}} {}",
+            transport.label(),
+            gauge.open()
+        );
     }
-    header(&mut out, "datamcp_sessions_opened_total", "counter", "MCP sessions opened, by transport.");
+    header(
+        &mut out,
+        "datamcp_sessions_opened_total",
+        "counter",
+        "MCP sessions opened, by transport.",
+    );
     for (transport, gauge) in shared.session_gauges() {
-        let _ = writeln!(out, "datamcp_sessions_opened_total{{transport=\"{}\"}} {}", transport.label(), gauge.opened());
+        let _ = writeln!(
+            out,
+            "datamcp_sessions_opened_total{{transport=\"{}\"}} {}",
+            transport.label(),
+            gauge.opened()
+        );
     }
-    header(&mut out, "datamcp_sessions_limit", "gauge", "Most open sessions, all transports together.");
+    header(
+        &mut out,
+        "datamcp_sessions_limit",
+        "gauge",
+        "Most open sessions, all transports together.",
+    );
     let _ = writeln!(out, "datamcp_sessions_limit {}", shared.max_sessions);
 
-    header(&mut out, "datamcp_http_requests_total", "counter", "MCP requests received, by transport.");
+    header(
+        &mut out,
+        "datamcp_http_requests_total",
+        "counter",
+        "MCP requests received, by transport.",
+    );
     for (transport, requests, _) in shared.stats.by_transport() {
-        let _ = writeln!(out, "datamcp_http_requests_total{{transport=\"{}\"}} {requests}", transport.label());
+        let _ = writeln!(
+            out,
+            "datamcp_http_requests_total{{transport=\"{}\"}} {requests}",
+            transport.label()
+        );
     }
-    header(&mut out, "datamcp_http_tool_calls_total", "counter", "Tool calls admitted, by transport.");
+    header(
+        &mut out,
+        "datamcp_http_tool_calls_total",
+        "counter",
+        "Tool calls admitted, by transport.",
+    );
     for (transport, _, calls) in shared.stats.by_transport() {
-        let _ = writeln!(out, "datamcp_http_tool_calls_total{{transport=\"{}\"}} {calls}", transport.label());
+        let _ = writeln!(
+            out,
+            "datamcp_http_tool_calls_total{{transport=\"{}\"}} {calls}",
+            transport.label()
+        );
     }
-    header(&mut out, "datamcp_http_rejections_total", "counter", "MCP requests refused, by reason.");
+    header(
+        &mut out,
+        "datamcp_http_rejections_total",
+        "counter",
+        "MCP requests refused, by reason.",
+    );
     for (reason, count) in shared.stats.rejections() {
-        let _ = writeln!(out, "datamcp_http_rejections_total{{reason=\"{}\"}} {count}", reason.label());
+        let _ = writeln!(
+            out,
+            "datamcp_http_rejections_total{{reason=\"{}\"}} {count}",
+            reason.label()
+        );
     }
 
-    header(&mut out, "datamcp_build_info", "gauge", "The running version.");
-    let _ = writeln!(out, "datamcp_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
-    header(&mut out, "datamcp_uptime_seconds", "gauge", "Seconds since the endpoint started.");
-    let _ = writeln!(out, "datamcp_uptime_seconds {}", shared.started.elapsed().as_secs_f64());
+    header(
+        &mut out,
+        "datamcp_build_info",
+        "gauge",
+        "The running version.",
+    );
+    let _ = writeln!(
+        out,
+        "datamcp_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    header(
+        &mut out,
+        "datamcp_uptime_seconds",
+        "gauge",
+        "Seconds since the endpoint started.",
+    );
+    let _ = writeln!(
+        out,
+        "datamcp_uptime_seconds {}",
+        shared.started.elapsed().as_secs_f64()
+    );
     out
 }
 

@@ -92,7 +92,10 @@ impl OriginPolicy {
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             let name = host_name(&host);
-            if !hosts.iter().any(|allowed| *allowed == host || allowed == name) {
+            if !hosts
+                .iter()
+                .any(|allowed| *allowed == host || allowed == name)
+            {
                 return Err(Refusal::Host(host));
             }
         }
@@ -106,13 +109,14 @@ impl OriginPolicy {
     }
 }
 
-/// The host part of a `Host` value, without the port.
+/// The host part of a `Host` value (or of an allow-list entry, whose port may be `*`), without
+/// the port.
 fn host_name(host: &str) -> &str {
     if host.starts_with('[') {
         return host.split_inclusive(']').next().unwrap_or(host);
     }
     match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        Some((name, port)) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => name,
         _ => host,
     }
 }
@@ -180,7 +184,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_str(host).expect("host"));
         if let Some(origin) = origin {
-            headers.insert(header::ORIGIN, HeaderValue::from_str(origin).expect("origin"));
+            headers.insert(
+                header::ORIGIN,
+                HeaderValue::from_str(origin).expect("origin"),
+            );
         }
         headers
     }
@@ -193,7 +200,10 @@ mod tests {
     fn loopback_servers_accept_loopback_names_and_origins_only() {
         let policy = OriginPolicy::new(loopback(), None, None);
         assert_eq!(policy.check(&request("127.0.0.1:8080", None)), Ok(()));
-        assert_eq!(policy.check(&request("localhost:8080", Some("http://localhost:3000"))), Ok(()));
+        assert_eq!(
+            policy.check(&request("localhost:8080", Some("http://localhost:3000"))),
+            Ok(())
+        );
         assert_eq!(policy.check(&request("[::1]:8080", None)), Ok(()));
         assert!(matches!(
             policy.check(&request("evil.example:8080", None)),
@@ -216,7 +226,11 @@ mod tests {
             "http://dev.example.com:*".to_owned(),
         ];
         let policy = OriginPolicy::new("0.0.0.0:80".parse().expect("addr"), None, Some(&origins));
-        let ok = |origin: &str| policy.check(&request("mcp.example.com", Some(origin))).is_ok();
+        let ok = |origin: &str| {
+            policy
+                .check(&request("mcp.example.com", Some(origin)))
+                .is_ok()
+        };
         assert!(ok("https://app.example.com"));
         assert!(ok("https://APP.example.com:443"));
         assert!(!ok("http://app.example.com"));

@@ -71,14 +71,20 @@ impl Activity {
 
 impl SseSessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Session>> {
-        self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 /// `GET /sse`: opens a session and streams its messages.
 pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "request was not admitted").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "request was not admitted",
+        )
+            .into_response();
     };
     if let Err(refused) = shared.check_session_room() {
         return refused.into_response();
@@ -121,7 +127,9 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         endpoint: Some(format!("/message?sessionId={id}")),
         keep_alive: {
             // Often enough to notice the idle limit within half of it.
-            let period = KEEP_ALIVE.min(shared.session_idle_timeout / 2).max(Duration::from_millis(100));
+            let period = KEEP_ALIVE
+                .min(shared.session_idle_timeout / 2)
+                .max(Duration::from_millis(100));
             tokio::time::interval_at(tokio::time::Instant::now() + period, period)
         },
         idle_limit: shared.session_idle_timeout,
@@ -150,7 +158,11 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
 pub async fn deliver(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Some(caller) = parts.extensions.get::<Caller>().cloned() else {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "request was not admitted").into_response();
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "request was not admitted",
+        )
+            .into_response();
     };
     let Some(id) = parts.uri.query().and_then(session_id) else {
         return (

@@ -1,6 +1,6 @@
 //! Load benchmark of the release binary's HTTP endpoint on loopback.
 //!
-//! Run with `cargo bench --bench http`. For `tools/call sql_query SELECT 1` on the embedded
+//! Run with `cargo bench --bench http` (`-- memory` for the memory figures alone). For `tools/call sql_query SELECT 1` on the embedded
 //! SQLite it reports calls/s, p50/p99 latency and the server's CPU per call, with 1 and with 16
 //! concurrent clients, over Streamable HTTP (sessions and stateless) and over HTTP+SSE; then
 //! the server's memory per idle session on each transport.
@@ -469,7 +469,12 @@ fn idle_sessions(runtime: &tokio::runtime::Runtime, dir: &Path, config: &Path) {
             let before = server.rss_kib();
             let mut open = Vec::new();
             for _ in 0..SESSIONS {
-                open.push(Client::connect(&server.address, mode).await);
+                let client = Client::connect(&server.address, mode).await;
+                // A Streamable HTTP session needs no connection between requests: close it,
+                // so what remains is the session alone. An SSE session is its stream.
+                if mode == Mode::Sse {
+                    open.push(client);
+                }
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
             let after = server.rss_kib();
@@ -478,7 +483,7 @@ fn idle_sessions(runtime: &tokio::runtime::Runtime, dir: &Path, config: &Path) {
         });
         let held = match mode {
             Mode::Sse => "its event stream and one keep-alive connection open",
-            _ => "its keep-alive connection open",
+            _ => "no connection open",
         };
         println!(
             "  {:<28} {per_session:>6.1} KiB per idle session ({SESSIONS} sessions, each with {held})",
@@ -524,6 +529,12 @@ fn main() {
         .build()
         .expect("runtime");
     let (dir, default, no_audit, no_cache) = prepare();
+    // `cargo bench --bench http -- memory` measures only the idle sessions.
+    if std::env::args().any(|a| a == "memory") {
+        println!("memory:");
+        idle_sessions(&runtime, &dir, &default);
+        return;
+    }
     println!(
         "tools/call sql_query SELECT 1, embedded SQLite, loopback, {} s per run",
         RUN.as_secs()

@@ -45,8 +45,10 @@ pub struct SseSessions {
     map: Mutex<HashMap<Arc<str>, Session>>,
 }
 
+// The channels carry boxes: tokio allocates a channel's slots 32 at a time, and a message is
+// hundreds of bytes, which an idle session would otherwise hold twice over.
 struct Session {
-    inbound: mpsc::Sender<ClientJsonRpcMessage>,
+    inbound: mpsc::Sender<Box<ClientJsonRpcMessage>>,
     owner: Option<Arc<str>>,
     activity: Arc<Activity>,
 }
@@ -216,7 +218,7 @@ pub async fn deliver(State(shared): State<Arc<Shared>>, request: Request) -> Res
         }
         _ => {}
     }
-    if inbound.send(message).await.is_err() {
+    if inbound.send(Box::new(message)).await.is_err() {
         return (
             StatusCode::NOT_FOUND,
             "the session has ended: open a new one with GET /sse",
@@ -250,7 +252,7 @@ impl Drop for SessionGuard {
 }
 
 struct EventStream {
-    outbound: mpsc::Receiver<ServerJsonRpcMessage>,
+    outbound: mpsc::Receiver<Box<ServerJsonRpcMessage>>,
     endpoint: Option<String>,
     keep_alive: tokio::time::Interval,
     idle_limit: Duration,
@@ -292,8 +294,8 @@ impl EventStream {
 
 /// One session's message channels, as an rmcp transport.
 struct ChannelTransport {
-    inbound: mpsc::Receiver<ClientJsonRpcMessage>,
-    outbound: mpsc::Sender<ServerJsonRpcMessage>,
+    inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
+    outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
 }
 
 impl Transport<RoleServer> for ChannelTransport {
@@ -309,14 +311,14 @@ impl Transport<RoleServer> for ChannelTransport {
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
         let outbound = self.outbound.clone();
         async move {
-            outbound.send(item).await.map_err(|_| {
+            outbound.send(Box::new(item)).await.map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed")
             })
         }
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        self.inbound.recv().await
+        self.inbound.recv().await.map(|message| *message)
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {

@@ -193,10 +193,7 @@ async fn shutdown_lets_a_running_call_finish_then_exits() {
         (result, client)
     });
     assert!(
-        eventually(5, || async {
-            server.metric("datamcp_calls_in_flight", None).await == 1.0
-        })
-        .await,
+        server.calls_in_flight_become(1.0).await,
         "the call never started"
     );
     server.terminate();

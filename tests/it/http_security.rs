@@ -278,14 +278,9 @@ async fn calls_and_sessions_over_the_limits_are_refused_not_queued() {
     first
         .post(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "sql_query", "arguments": {"sql":
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"}}}))
+            ENDLESS}}}))
         .await;
-    assert!(
-        eventually(5, || async {
-            server.metric("datamcp_calls_in_flight", None).await == 1.0
-        })
-        .await
-    );
+    assert!(server.calls_in_flight_become(1.0).await);
     let second = connect_http(&server.url("/mcp"), None).await;
     let busy = second
         .call_tool(rmcp::model::CallToolRequestParams::new("sql_query"))
@@ -305,12 +300,7 @@ async fn calls_and_sessions_over_the_limits_are_refused_not_queued() {
     first
         .post(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}))
         .await;
-    assert!(
-        eventually(5, || async {
-            server.metric("datamcp_calls_in_flight", None).await == 0.0
-        })
-        .await
-    );
+    assert!(server.calls_in_flight_become(0.0).await);
 
     // Two sessions are open (one SSE, one Streamable HTTP): a third is refused on either.
     let third = post_mcp(&server, &[], initialize().to_string()).await;

@@ -15,11 +15,6 @@ use serde_json::json;
 use crate::support::*;
 
 const SESSIONS: &str = "datamcp_sessions_open{transport=\"streamable_http\"}";
-const IN_FLIGHT: &str = "datamcp_calls_in_flight";
-
-/// A query that runs until it is stopped.
-const ENDLESS: &str =
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
 
 #[tokio::test]
 async fn a_session_initializes_lists_calls_and_ends_with_delete() {
@@ -154,13 +149,13 @@ async fn cancelling_a_request_stops_the_call_on_the_server() {
         .await
         .expect("send");
     assert!(
-        eventually(5, || async { server.metric(IN_FLIGHT, None).await == 1.0 }).await,
+        server.calls_in_flight_become(1.0).await,
         "the call never started"
     );
     // The client gives up after 800 ms and sends notifications/cancelled.
     assert!(handle.await_response().await.is_err());
     assert!(
-        eventually(5, || async { server.metric(IN_FLIGHT, None).await == 0.0 }).await,
+        server.calls_in_flight_become(0.0).await,
         "the cancelled call kept running"
     );
     // The session is still usable.

@@ -18,9 +18,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     utime + stime
 }
 
-const ENDLESS: &str =
-    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
-
 #[tokio::test]
 async fn a_timeout_stops_the_query_on_the_database_not_just_the_wait() {
     let sandbox = Sandbox::new("\n[tools.sql_query]\ntimeout_ms = 300\ncache_ttl_ms = 0\n");

@@ -243,6 +243,10 @@ impl Proxy {
     }
 }
 
+/// A query that runs until it is stopped (by cancellation or the deadline).
+pub const ENDLESS: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
 /// A `datamcp serve --http` process on a free loopback port, killed when dropped. Its log
 /// lines are collected for tests that check what is (and is not) logged.
 pub struct HttpServer {
@@ -364,6 +368,14 @@ impl HttpServer {
         text.lines()
             .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+    }
+
+    /// Whether the number of tool calls running on the server reaches `calls` within 5 s.
+    pub async fn calls_in_flight_become(&self, calls: f64) -> bool {
+        eventually(5, || async {
+            self.metric("datamcp_calls_in_flight", None).await == calls
+        })
+        .await
     }
 
     /// Resident memory of the server process, in KiB.

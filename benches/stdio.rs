@@ -6,6 +6,8 @@
 //! the server's peak RSS; and guard throughput per dialect on one core.
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -87,23 +89,11 @@ impl Server {
     }
 
     fn cpu_seconds(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
-        let after = &stat[stat.rfind(')').expect("format") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 =
-            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-        ticks as f64 / 100.0
+        common::cpu_seconds(self.child.id())
     }
 
     fn peak_rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        common::memory_kib(self.child.id(), "VmHWM")
     }
 }
 

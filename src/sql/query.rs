@@ -208,24 +208,24 @@ impl Tool for SqlQuery {
             .collect()
     }
 
-    /// Warehouse, the statement's canonical form (re-rendered from its syntax tree, so
-    /// differences in whitespace, comments or keyword case still hit), parameters and limits.
+    /// Warehouse, the statement exactly as submitted, parameters and limits. The text is not
+    /// normalised: two statements that differ only in a comment can differ in what MySQL runs
+    /// (`/*! … */`), so only identical text may share a result.
     fn cache_key(&self, args: &Value) -> String {
-        let canonical = || -> Option<String> {
+        let key = || -> Option<String> {
             let params: QueryParams = serde_json::from_value(args.clone()).ok()?;
             let warehouse = self.warehouses.get(params.warehouse.as_deref()).ok()?;
-            let sql = guard::check(&params.sql, warehouse.dialect()).ok()?;
             Some(format!(
                 "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
                 warehouse.name(),
-                sql.canonical(),
+                params.sql,
                 crate::tools::policy::canonical_json(&Value::Array(params.params)),
                 params.max_rows,
                 params.max_bytes,
                 params.format
             ))
         };
-        canonical().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
+        key().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
     }
 
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {

@@ -180,10 +180,10 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
             Authorization::Allow
         }
         AuthAction::Function { function_name } => {
-            if super::guard::is_denied_sqlite_function(function_name) {
-                Authorization::Deny
-            } else {
+            if super::guard::is_allowed_sqlite_function(function_name) {
                 Authorization::Allow
+            } else {
+                Authorization::Deny
             }
         }
         AuthAction::Pragma {

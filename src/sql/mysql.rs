@@ -85,6 +85,16 @@ impl MysqlEngine {
         enforce_account_policy(&self.settings, &self.account, inspect).await
     }
 
+    /// Asks the catalog about functions the guard left to it.
+    pub async fn judge_functions(
+        &self,
+        functions: &[&super::guard::FunctionName],
+        warehouse: &str,
+    ) -> Result<Vec<(super::guard::FunctionName, super::function_check::Verdict)>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        super::function_check::judge_mysql(&mut conn, functions, warehouse).await
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::format::{Format, render};
-use super::guard;
 use super::types::{Column, ReadLimits};
 use super::warehouse::Warehouses;
 use crate::tools::resources::ResourceInfo;
@@ -122,8 +121,7 @@ impl Tool for SqlQuery {
         params: &QueryParams,
     ) -> Result<QueryOutput, ToolError> {
         let warehouse = self.warehouses.get(params.warehouse.as_deref())?;
-        let sql = guard::check(&params.sql, warehouse.dialect())
-            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let sql = warehouse.guard(&params.sql)?;
         let max_rows = params
             .max_rows
             .unwrap_or(DEFAULT_MAX_ROWS)

@@ -198,6 +198,13 @@ pub struct WarehouseFile {
     /// PostgreSQL/MySQL: refuse every query when the account can write (default false: warn in
     /// the log and in sql_list_warehouses).
     pub require_read_only_account: Option<bool>,
+    /// PostgreSQL/MySQL: use the account even when it holds administrative powers (default
+    /// false: refuse every query). PostgreSQL: superuser, REPLICATION, CREATEROLE, membership in
+    /// pg_read_server_files, pg_write_server_files or pg_execute_server_program. MySQL/MariaDB:
+    /// FILE, SUPER, SHUTDOWN, PROCESS, RELOAD, CREATE USER, GRANT OPTION, SET USER, REPLICATION
+    /// SLAVE, BINLOG REPLAY or any `… ADMIN` privilege. These powers reach past read-only
+    /// sessions; connect with a role that may only SELECT instead.
+    pub allow_privileged_account: Option<bool>,
 }
 
 /// A validated configuration.
@@ -290,6 +297,8 @@ pub struct WarehouseConfig {
     pub statement_timeout_ms: u64,
     /// Refuse queries when the account can write.
     pub require_read_only_account: bool,
+    /// Use the account even when it holds administrative powers.
+    pub allow_privileged_account: bool,
 }
 
 impl WarehouseConfig {
@@ -306,6 +315,7 @@ impl WarehouseConfig {
             busy_timeout_ms: 1_000,
             statement_timeout_ms: 30_000,
             require_read_only_account: false,
+            allow_privileged_account: false,
         }
     }
 }
@@ -433,6 +443,7 @@ impl Config {
                 busy_timeout_ms: raw.busy_timeout_ms.unwrap_or(1_000),
                 statement_timeout_ms: raw.statement_timeout_ms.unwrap_or(30_000),
                 require_read_only_account: raw.require_read_only_account.unwrap_or(false),
+                allow_privileged_account: raw.allow_privileged_account.unwrap_or(false),
             });
         }
         // The default warehouse comes first.

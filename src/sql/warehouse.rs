@@ -96,6 +96,7 @@ fn server_settings(config: &WarehouseConfig, url: &str) -> ServerSettings {
     ServerSettings {
         name: config.name.clone(),
         require_read_only_account: config.require_read_only_account,
+        allow_privileged_account: config.allow_privileged_account,
         url: url.to_owned(),
         max_connections: config.max_connections,
         acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
@@ -154,6 +155,15 @@ impl Warehouse {
     /// What the data is about, from the config.
     pub fn description(&self) -> Option<&str> {
         self.config.description.as_deref()
+    }
+
+    /// Its connection pool's state now; `None` for a SQLite warehouse not opened yet.
+    pub fn pool_figures(&self) -> Option<super::session::PoolFigures> {
+        match &self.engine {
+            Engine::Sqlite { pool, .. } => pool.get().map(SqlitePool::figures),
+            Engine::Postgres(engine) => Some(engine.pool_figures()),
+            Engine::Mysql(engine) => Some(engine.pool_figures()),
+        }
     }
 
     /// The SQL dialect its queries are checked against.

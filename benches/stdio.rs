@@ -279,7 +279,7 @@ fn postgres_overhead(dir: &Path) {
     let config = dir.join("pg.toml");
     std::fs::write(
         &config,
-        format!("[warehouses.pg]\nurl = \"{URL}\"\n[tools.sql_query]\ncache_ttl_ms = 0\n"),
+        format!("[warehouses.pg]\nurl = \"{URL}\"\nallow_privileged_account = true\n[tools.sql_query]\ncache_ttl_ms = 0\n"),
     )
     .expect("config");
     let calls = 2_000;

@@ -211,6 +211,13 @@ pub struct WarehouseFile {
     /// that are never allowed (sleeps, file access, SQL run from a string, locks) stay refused.
     #[serde(default)]
     pub allow_functions: Vec<String>,
+    /// PostgreSQL/MySQL: use the account even when it holds administrative powers (default
+    /// false: refuse every query). PostgreSQL: superuser, REPLICATION, CREATEROLE, membership in
+    /// pg_read_server_files, pg_write_server_files or pg_execute_server_program. MySQL/MariaDB:
+    /// FILE, SUPER, SHUTDOWN, PROCESS, RELOAD, CREATE USER, GRANT OPTION, SET USER, REPLICATION
+    /// SLAVE, BINLOG REPLAY or any `… ADMIN` privilege. These powers reach past read-only
+    /// sessions; connect with a role that may only SELECT instead.
+    pub allow_privileged_account: Option<bool>,
 }
 
 /// The deepest statement a warehouse may be configured to accept: the guard gives such a
@@ -309,6 +316,8 @@ pub struct WarehouseConfig {
     pub require_read_only_account: bool,
     /// The guard's bounds and extra allowed functions.
     pub guard: GuardSettings,
+    /// Use the account even when it holds administrative powers.
+    pub allow_privileged_account: bool,
 }
 
 impl WarehouseConfig {
@@ -326,6 +335,7 @@ impl WarehouseConfig {
             statement_timeout_ms: 30_000,
             require_read_only_account: false,
             guard: GuardSettings::default(),
+            allow_privileged_account: false,
         }
     }
 }
@@ -470,6 +480,7 @@ impl Config {
                         allowed_functions: raw.allow_functions.clone(),
                     }
                 },
+                allow_privileged_account: raw.allow_privileged_account.unwrap_or(false),
             });
         }
         // The default warehouse comes first.

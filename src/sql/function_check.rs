@@ -81,9 +81,7 @@ impl CatalogVerdicts {
 
 /// How to allow a function the catalog does not vouch for.
 fn how_to_allow(function: &FunctionName, warehouse: &str) -> String {
-    format!(
-        "if it only reads, add \"{function}\" to allow_functions in [warehouses.{warehouse}]"
-    )
+    format!("if it only reads, add \"{function}\" to allow_functions in [warehouses.{warehouse}]")
 }
 
 /// PostgreSQL: every overload of each name, with whether all are immutable or stable.

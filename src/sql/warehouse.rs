@@ -98,6 +98,7 @@ fn server_settings(config: &WarehouseConfig, url: &str) -> ServerSettings {
     ServerSettings {
         name: config.name.clone(),
         require_read_only_account: config.require_read_only_account,
+        allow_privileged_account: config.allow_privileged_account,
         url: url.to_owned(),
         max_connections: config.max_connections,
         acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
@@ -166,6 +167,15 @@ impl Warehouse {
     pub fn guard(&self, sql: &str) -> Result<GuardedSql, ToolError> {
         super::guard::check_with(sql, self.dialect(), &self.config.guard)
             .map_err(|e| ToolError::Refused(e.to_string()))
+    }
+
+    /// Its connection pool's state now; `None` for a SQLite warehouse not opened yet.
+    pub fn pool_figures(&self) -> Option<super::session::PoolFigures> {
+        match &self.engine {
+            Engine::Sqlite { pool, .. } => pool.get().map(SqlitePool::figures),
+            Engine::Postgres(engine) => Some(engine.pool_figures()),
+            Engine::Mysql(engine) => Some(engine.pool_figures()),
+        }
     }
 
     /// The SQL dialect its queries are checked against.

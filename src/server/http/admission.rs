@@ -317,7 +317,8 @@ async fn check(
                         && !shared.stateless
                         && !parts.headers.contains_key("mcp-session-id") =>
                 {
-                    shared.make_session_room().await?;
+                    // rmcp's session manager takes the turn again when it creates the session.
+                    drop(shared.make_session_room().await?);
                 }
                 _ => {}
             }
@@ -502,9 +503,11 @@ async fn drain(
 
 impl Shared {
     /// Makes room for a new session: at the limit, the least recently used idle Streamable HTTP
-    /// session is closed; when every session is busy, the new one is refused.
-    pub async fn make_session_room(&self) -> Result<(), Refused> {
-        if self.open_sessions() >= self.max_sessions && !self.sessions.evict_idle().await {
+    /// session is closed; when every session is busy, the new one is refused. The returned turn
+    /// is held until the new session is counted.
+    pub async fn make_session_room(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, Refused> {
+        let (room, turn) = self.sessions.make_room().await;
+        if !room {
             return Err(Refused::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Rejection::TooManySessions,
@@ -514,6 +517,6 @@ impl Shared {
                 ),
             ));
         }
-        Ok(())
+        Ok(turn)
     }
 }

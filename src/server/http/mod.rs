@@ -90,10 +90,6 @@ impl Shared {
         self.draining.load(Ordering::Relaxed)
     }
 
-    fn open_sessions(&self) -> usize {
-        self.streamable_gauge.open() + self.sse_gauge.open()
-    }
-
     fn session_gauges(&self) -> [(Transport, &SessionGauge); 2] {
         [
             (Transport::StreamableHttp, &self.streamable_gauge),
@@ -135,6 +131,7 @@ impl HttpEndpoint {
             .local_addr()
             .map_err(|source| HttpError::Bind { address, source })?;
         let streamable_gauge = Arc::new(SessionGauge::default());
+        let sse_gauge = Arc::new(SessionGauge::default());
         let shared = Arc::new(Shared {
             server,
             auth: Authenticator::new(&settings.tokens),
@@ -153,8 +150,13 @@ impl HttpEndpoint {
             body_read_timeout: settings.body_read_timeout,
             connections: Arc::new(connections::ConnectionStats::new(settings.max_connections)),
             streamable_gauge: Arc::clone(&streamable_gauge),
-            sessions: SessionTable::new(settings.session_idle_timeout, streamable_gauge),
-            sse_gauge: Arc::default(),
+            sessions: SessionTable::new(
+                settings.session_idle_timeout,
+                streamable_gauge,
+                Arc::clone(&sse_gauge),
+                settings.max_sessions,
+            ),
+            sse_gauge,
             sse: sse::SseSessions::default(),
             stats: HttpStats::default(),
             readiness: ops::Readiness::default(),

@@ -96,14 +96,26 @@ pub enum Refusal {
 /// The Streamable HTTP sessions as the gate sees them.
 pub struct SessionTable {
     gauge: Arc<SessionGauge>,
+    /// The SSE sessions, which share the limit.
+    others: Arc<SessionGauge>,
+    max: usize,
+    /// Taken while a session is counted in, so that sessions opened together cannot all see
+    /// the same free slot.
+    turn: tokio::sync::Mutex<()>,
     entries: Mutex<HashMap<SessionId, Entry>>,
     epoch: Instant,
     manager: Arc<LocalSessionManager>,
 }
 
 impl SessionTable {
-    /// A table of sessions counted in `gauge`, which close after `idle` without a request.
-    pub fn new(idle: Duration, gauge: Arc<SessionGauge>) -> Arc<Self> {
+    /// A table of sessions counted in `gauge`, which close after `idle` without a request, and
+    /// which with the sessions counted in `others` may be `max`.
+    pub fn new(
+        idle: Duration,
+        gauge: Arc<SessionGauge>,
+        others: Arc<SessionGauge>,
+        max: usize,
+    ) -> Arc<Self> {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(idle);
         // rmcp keeps each finished request's messages for 60 s, for clients that reconnect to
@@ -113,6 +125,9 @@ impl SessionTable {
         manager.session_config.completed_cache_ttl = Duration::ZERO;
         Arc::new(SessionTable {
             gauge,
+            others,
+            max,
+            turn: tokio::sync::Mutex::new(()),
             entries: Mutex::default(),
             epoch: Instant::now(),
             manager: Arc::new(manager),
@@ -179,9 +194,17 @@ impl SessionTable {
         }
     }
 
-    /// Closes the least recently used session with nothing open, to make room for a new one.
-    /// Returns whether one was closed.
-    pub async fn evict_idle(&self) -> bool {
+    /// Makes room for one new session: at the limit, closes the least recently used idle
+    /// session. Returns whether there is room, and the turn to hold until the new session is
+    /// counted.
+    pub async fn make_room(&self) -> (bool, tokio::sync::MutexGuard<'_, ()>) {
+        let turn = self.turn.lock().await;
+        let room = self.gauge.open() + self.others.open() < self.max || self.evict_idle().await;
+        (room, turn)
+    }
+
+    /// Closes the least recently used session with nothing open. Returns whether one was closed.
+    async fn evict_idle(&self) -> bool {
         let victim = {
             let mut entries = self.entries();
             let oldest = entries
@@ -328,6 +351,9 @@ impl SessionManager for CountedSessions {
     type Transport = CountedTransport;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        // The gate made room already; this holds the limit against sessions opened together.
+        // With every session busy it lets the new one in anyway: failing here would be a 500.
+        let (_, _turn) = self.table.make_room().await;
         let (id, inner) = self.inner().create_session().await?;
         self.table.entries().insert(
             id.clone(),

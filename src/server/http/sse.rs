@@ -96,9 +96,10 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         )
             .into_response();
     };
-    if let Err(refused) = shared.make_session_room().await {
-        return refused.into_response();
-    }
+    let turn = match shared.make_session_room().await {
+        Ok(turn) => turn,
+        Err(refused) => return refused.into_response(),
+    };
     let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -115,6 +116,7 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         },
     );
     let ticket = shared.sse_gauge.enter();
+    drop(turn);
     tracing::info!(request_id = %caller.request_id, token = caller.token_name.as_deref().unwrap_or("-"), "SSE session opened");
 
     let server = shared.server.clone();

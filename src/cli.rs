@@ -19,7 +19,7 @@ use crate::prompts::PromptLibrary;
 use crate::server::http::HttpEndpoint;
 use crate::server::{self, DataMcp};
 use crate::sql::guard::{self, Dialect};
-use crate::tools::Registry;
+use crate::tools::{Principal, Registry};
 
 /// datamcp: safe, fast, typed access to your data for LLM agents, over MCP.
 #[derive(Debug, Parser)]
@@ -230,7 +230,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let result = server
                 .registry()
-                .call(&tool, Some(arguments), &CancellationToken::new(), None)
+                .call(
+                    &tool,
+                    Some(arguments),
+                    &CancellationToken::new(),
+                    None,
+                    &Principal::local(),
+                )
                 .await?;
             let failed = result.is_error();
             let response = server::call_tool_result(result);

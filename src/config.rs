@@ -76,6 +76,9 @@ pub struct ConfigFile {
     /// Folder for result files (`sql_query` with `format = "parquet"`); default: `output` in the
     /// data folder.
     pub output_dir: Option<String>,
+    /// Most bytes the result files this process wrote may take together (default 1 GiB); past
+    /// it the oldest are deleted, and a file larger than the whole quota is refused.
+    pub output_max_bytes: Option<u64>,
     /// Serve the embedded SQLite demo warehouse (default: only when no warehouse is configured).
     pub demo: Option<bool>,
     /// Policy defaults for every tool.
@@ -241,6 +244,8 @@ pub struct Config {
     pub prompts_dir: Option<PathBuf>,
     /// Folder for result files.
     pub output_dir: PathBuf,
+    /// Most bytes the result files may take together.
+    pub output_max_bytes: u64,
     /// Custom SQL tools, checked by the SQL tool kind when it builds them.
     pub sql_tools: Vec<SqlToolFile>,
     /// The remote (HTTP) endpoint.
@@ -350,6 +355,7 @@ impl Config {
             warehouses: vec![WarehouseConfig::demo()],
             data_dir: default_data_dir(),
             output_dir: default_data_dir().join("output"),
+            output_max_bytes: crate::sql::parquet::DEFAULT_QUOTA_BYTES,
             prompts_dir: None,
             sql_tools: Vec::new(),
             http: HttpSettings::default(),
@@ -558,6 +564,9 @@ impl Config {
                     .unwrap_or_else(default_data_dir)
                     .join("output"),
             },
+            output_max_bytes: file
+                .output_max_bytes
+                .unwrap_or(crate::sql::parquet::DEFAULT_QUOTA_BYTES),
             data_dir: expand_path("data_dir", &file.data_dir)?.unwrap_or_else(default_data_dir),
             prompts_dir: expand_path("prompts_dir", &file.prompts_dir)?,
             sql_tools: file.sql_tools,

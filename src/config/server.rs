@@ -42,8 +42,18 @@ pub struct ServerFile {
     pub max_sessions: Option<usize>,
     /// Most tool calls running at once (default 256); more get `429`.
     pub max_in_flight_calls: Option<usize>,
-    /// Seconds a session may stay idle before it is closed (default 600).
+    /// Seconds a session may stay idle before it is closed (default 600). At `max_sessions`, the
+    /// least recently used idle session (no call running, no stream open) is closed sooner to
+    /// make room; its client gets `404` and starts a new session.
     pub session_idle_timeout_secs: Option<u64>,
+    /// Most connections open at once (default 1024); more are closed unread. Keep it below the
+    /// process's open-file limit (`ulimit -n`).
+    pub max_connections: Option<usize>,
+    /// Seconds a client gets to send a request's head, and the longest a kept-alive connection
+    /// may wait for its next request (default 10).
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a client gets to send a request's body (default 30); slower ones get `408`.
+    pub body_read_timeout_secs: Option<u64>,
     /// Seconds running calls get to finish on shutdown (default 30).
     pub shutdown_grace_secs: Option<u64>,
     /// Write one audit line per tool call (default true).
@@ -112,6 +122,12 @@ pub struct HttpSettings {
     pub max_in_flight_calls: usize,
     /// Idle time after which a session is closed.
     pub session_idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Longest wait for a request's head.
+    pub header_read_timeout: Duration,
+    /// Longest wait for a request's body.
+    pub body_read_timeout: Duration,
     /// Time running calls get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// One audit line per tool call.
@@ -131,6 +147,9 @@ impl Default for HttpSettings {
             max_sessions: 1000,
             max_in_flight_calls: 256,
             session_idle_timeout: Duration::from_secs(600),
+            max_connections: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             audit: true,
         }
@@ -233,6 +252,15 @@ impl HttpSettings {
             Some(n) => Ok(n),
             None => Ok(default),
         };
+        let seconds = |key: &str, value: Option<u64>, default: Duration| match value {
+            Some(0) => Err(invalid(
+                format!("server.{key}"),
+                "must be at least 1",
+                "leave it out for the default",
+            )),
+            Some(n) => Ok(Duration::from_secs(n)),
+            None => Ok(default),
+        };
         for origin in file.allowed_origins.iter().flatten() {
             if origin != "null" && !origin.contains("://") {
                 return Err(invalid(
@@ -264,6 +292,21 @@ impl HttpSettings {
                 .session_idle_timeout_secs
                 .map(Duration::from_secs)
                 .unwrap_or(defaults.session_idle_timeout),
+            max_connections: positive(
+                "max_connections",
+                file.max_connections,
+                defaults.max_connections,
+            )?,
+            header_read_timeout: seconds(
+                "header_read_timeout_secs",
+                file.header_read_timeout_secs,
+                defaults.header_read_timeout,
+            )?,
+            body_read_timeout: seconds(
+                "body_read_timeout_secs",
+                file.body_read_timeout_secs,
+                defaults.body_read_timeout,
+            )?,
             shutdown_grace: file
                 .shutdown_grace_secs
                 .map(Duration::from_secs)

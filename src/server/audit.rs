@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::tools::Principal;
 use crate::tools::policy::canonical_json;
 
 /// How a message reached the server.
@@ -46,6 +47,21 @@ pub struct Caller {
     pub audit: bool,
     /// The client's address (a proxy's, behind one).
     pub peer: Option<SocketAddr>,
+    /// The MCP session the request names, if any (unchecked here: the transports refuse
+    /// unknown sessions).
+    pub session: Option<Arc<str>>,
+}
+
+impl Caller {
+    /// Whom the request's calls run for: the token when the endpoint has tokens (a session
+    /// belongs to its token anyway), else the session, else everyone unauthenticated alike.
+    pub fn principal(&self) -> Principal {
+        match (&self.token_name, &self.session) {
+            (Some(token), _) => Principal::new(format!("token:{token}")),
+            (None, Some(session)) => Principal::new(format!("session:{session}")),
+            (None, None) => Principal::new("anonymous"),
+        }
+    }
 }
 
 /// The outcome part of an audit line.

@@ -32,7 +32,7 @@ use crate::prompts::PromptLibrary;
 use crate::tools::context::ProgressSink;
 use crate::tools::registry::RegisteredTool;
 use crate::tools::resources::ResourceContent;
-use crate::tools::{Registry, ToolError, ToolResult};
+use crate::tools::{Principal, Registry, ToolError, ToolResult};
 
 /// URI of the metrics resource.
 pub const STATS_URI: &str = "datamcp://server/stats";
@@ -122,6 +122,28 @@ pub fn call_tool_result(result: ToolResult) -> CallToolResult {
     response
 }
 
+/// The HTTP caller of a request; `None` over stdio.
+fn caller(context: &RequestContext<RoleServer>) -> Option<&Caller> {
+    context
+        .extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+}
+
+/// Whom a request runs for: the HTTP caller's principal, or the local user over stdio.
+fn principal(context: &RequestContext<RoleServer>) -> Principal {
+    match context.extensions.get::<axum::http::request::Parts>() {
+        Some(parts) => parts
+            .extensions
+            .get::<Caller>()
+            .map(Caller::principal)
+            // An HTTP request the gate did not admit cannot get here; if one did, it is
+            // nobody in particular rather than the local user.
+            .unwrap_or_else(|| Principal::new("anonymous")),
+        None => Principal::local(),
+    }
+}
+
 /// Sends `notifications/progress` for one request, in order, without holding up the tool.
 struct PeerProgress {
     peer: Peer<RoleServer>,
@@ -207,11 +229,8 @@ impl ServerHandler for DataMcp {
                 last: std::sync::Mutex::new(None),
             })
         });
-        let caller = context
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Caller>())
-            .filter(|caller| caller.audit);
+        let principal = principal(&context);
+        let caller = caller(&context).filter(|caller| caller.audit);
         let arguments_hash = caller.map(|_| audit::arguments_sha256(request.arguments.as_ref()));
         let started = Instant::now();
         let result = self
@@ -221,6 +240,7 @@ impl ServerHandler for DataMcp {
                 request.arguments,
                 &context.ct,
                 progress.clone().map(|p| p as Arc<dyn ProgressSink>),
+                &principal,
             )
             .await;
         if let Some(progress) = progress {
@@ -339,11 +359,12 @@ impl ServerHandler for DataMcp {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri != STATS_URI {
+            let principal = principal(&context);
             for provider in self.registry.resource_providers() {
-                if let Some(read) = provider.read(&request.uri, &self.registry) {
+                if let Some(read) = provider.read(&request.uri, &self.registry, &principal) {
                     return match read.await {
                         Ok(ResourceContent::Text { text, mime_type }) => {
                             Ok(ReadResourceResult::new(vec![

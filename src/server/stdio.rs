@@ -5,13 +5,18 @@
 //! request, with the request id when one can be read) and a log line that names the problem but
 //! never the content, which may hold SQL or secrets. A line longer than [`MAX_LINE_BYTES`] is
 //! discarded as it streams in, so a runaway client cannot exhaust memory.
+//!
+//! A request that reuses the id of one still running gets an "id already in use" error: rmcp
+//! keys running requests by id, so it would otherwise answer only one of the two and drop the
+//! other's answer without a word.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rmcp::model::ErrorData;
+use rmcp::model::{ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, RequestId};
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{RoleServer, ServiceExt};
@@ -72,6 +77,8 @@ pub struct LineTransport<R, W> {
     line: Vec<u8>,
     discarding: bool,
     writer: Arc<Mutex<W>>,
+    /// Ids of the client's requests not answered yet.
+    in_flight: Arc<std::sync::Mutex<HashSet<RequestId>>>,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -86,6 +93,7 @@ where
             line: Vec::new(),
             discarding: false,
             writer: Arc::new(Mutex::new(writer)),
+            in_flight: Arc::default(),
         }
     }
 
@@ -128,6 +136,45 @@ where
     }
 }
 
+impl<R, W> LineTransport<R, W> {
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Notes a request as running, or refuses it when its id is taken; frees the id of a
+    /// cancelled request, whose answer rmcp drops.
+    fn track(&self, message: &ClientJsonRpcMessage) -> Result<(), (ErrorData, Option<RequestId>)> {
+        match message {
+            ClientJsonRpcMessage::Request(request) => {
+                if self.in_flight().insert(request.id.clone()) {
+                    return Ok(());
+                }
+                tracing::warn!(id = %request.id, "refused a request whose id is still in use");
+                Err((
+                    ErrorData::new(
+                        ErrorCode::INVALID_REQUEST,
+                        "id already in use: a request with this id is still running; use a new id",
+                        None,
+                    ),
+                    Some(request.id.clone()),
+                ))
+            }
+            ClientJsonRpcMessage::Notification(notification) => {
+                if let ClientNotification::CancelledNotification(cancelled) =
+                    &notification.notification
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    self.in_flight().remove(id);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 enum Line {
     Complete,
     Oversized,
@@ -148,6 +195,14 @@ where
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
+        let answered = match &item {
+            TxJsonRpcMessage::<RoleServer>::Response(response) => Some(&response.id),
+            TxJsonRpcMessage::<RoleServer>::Error(error) => error.id.as_ref(),
+            _ => None,
+        };
+        if let Some(id) = answered {
+            self.in_flight().remove(id);
+        }
         write_line(self.writer.clone(), item)
     }
 
@@ -172,7 +227,10 @@ where
                         continue;
                     }
                     match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(trimmed) {
-                        Ok(message) => return Some(message),
+                        Ok(message) => match self.track(&message) {
+                            Ok(()) => return Some(message),
+                            Err(duplicate) => duplicate,
+                        },
                         Err(error) => super::jsonrpc::rejection(trimmed, &error),
                     }
                 }

@@ -54,7 +54,10 @@ pub fn tools(config: &Config) -> BuiltTools {
         tools,
         resources: vec![
             Arc::new(schemas),
-            Arc::new(parquet::OutputFiles::new(config.output_dir.clone())),
+            Arc::new(parquet::OutputFiles::new(
+                config.output_dir.clone(),
+                config.output_max_bytes,
+            )),
         ],
         health: vec![Arc::new(health::WarehouseHealth(warehouses))],
     })

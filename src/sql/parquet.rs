@@ -1,9 +1,16 @@
 //! Parquet output: a result too large to inline is written to the configured output folder and
 //! returned as a resource link, which `resources/read` serves.
+//!
+//! The folder is not trusted: other programs (or other users) may put files, links or
+//! look-alikes in it. So `resources/read` serves only files this process wrote, recorded at
+//! write time by device and inode, only to the principal whose call wrote them, and never
+//! through a symbolic link. The files this process wrote share a size quota; when a new file
+//! would pass it, the oldest are deleted first (a file larger than the whole quota is refused).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -15,25 +22,32 @@ use super::types::Column;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
-use crate::tools::{Registry, ToolError};
+use crate::tools::{Principal, Registry, ToolError};
 
 /// URI prefix of output files.
 pub const URI_PREFIX: &str = "datamcp://output/";
 /// MIME type of Parquet files.
 pub const MIME: &str = "application/vnd.apache.parquet";
 
-/// Writes `rows` under `columns` to `dir/name` as Parquet; returns the file's size. Blocking.
+/// Default of the output quota: what the files this process wrote may take together.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// Writes `rows` under `columns` to `dir/name` as Parquet for `owner`; returns the file's size.
+/// Blocking.
 ///
 /// Column types follow the values: all integers → INT64, all numbers → DOUBLE, all booleans →
 /// BOOLEAN, anything else → UTF8 (strings as they are, other JSON as JSON text).
 pub fn write(
     dir: &Path,
     name: &str,
+    owner: &Principal,
     columns: &[Column],
     rows: &[Vec<Value>],
 ) -> Result<u64, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let store = OutputStore::of(dir);
     remove_expired(dir);
+    store.forget_expired();
     let mut seen = HashSet::new();
     let mut fields = Vec::with_capacity(columns.len());
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
@@ -79,14 +93,196 @@ pub fn write(
     let schema = Arc::new(Schema::new(fields));
     let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).map_err(|e| e.to_string())?;
     let path = dir.join(name);
-    let file = std::fs::File::create(&path)
+    // A new file only: an existing name (or a link planted under it) is never written through.
+    // Readable by this user only, since results may hold what other users must not see.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| e.to_string())?;
-    writer.write(&batch).map_err(|e| e.to_string())?;
-    writer.close().map_err(|e| e.to_string())?;
-    std::fs::metadata(&path)
-        .map(|m| m.len())
-        .map_err(|e| e.to_string())
+    let handle = file.try_clone().map_err(|e| e.to_string())?;
+    let written = (|| {
+        let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| e.to_string())?;
+        writer.write(&batch).map_err(|e| e.to_string())?;
+        writer.close().map_err(|e| e.to_string())?;
+        handle.metadata().map_err(|e| e.to_string())
+    })();
+    let metadata = match written {
+        Ok(metadata) => metadata,
+        Err(error) => {
+            let _ = std::fs::remove_file(&path);
+            return Err(error);
+        }
+    };
+    let identity = Identity::of(&metadata);
+    store.add(name, owner.clone(), identity)?;
+    Ok(identity.bytes)
+}
+
+/// What a written file was on disk, to recognise it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
+    bytes: u64,
+}
+
+impl Identity {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        Identity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            bytes: metadata.len(),
+        }
+    }
+
+    fn same_file(&self, metadata: &std::fs::Metadata) -> bool {
+        metadata.dev() == self.device && metadata.ino() == self.inode
+    }
+}
+
+struct Written {
+    owner: Principal,
+    identity: Identity,
+    at: std::time::Instant,
+}
+
+/// The files this process wrote in one folder, oldest first.
+struct OutputStore {
+    dir: PathBuf,
+    quota: std::sync::atomic::AtomicU64,
+    files: Mutex<Files>,
+}
+
+#[derive(Default)]
+struct Files {
+    by_name: HashMap<String, Written>,
+    order: VecDeque<String>,
+    total: u64,
+}
+
+impl OutputStore {
+    /// The store of `dir`, shared by the tool that writes and the provider that reads, which
+    /// are built apart.
+    fn of(dir: &Path) -> Arc<OutputStore> {
+        static STORES: OnceLock<Mutex<HashMap<PathBuf, Arc<OutputStore>>>> = OnceLock::new();
+        let mut stores = STORES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(stores.entry(dir.to_path_buf()).or_insert_with(|| {
+            Arc::new(OutputStore {
+                dir: dir.to_path_buf(),
+                quota: std::sync::atomic::AtomicU64::new(DEFAULT_QUOTA_BYTES),
+                files: Mutex::default(),
+            })
+        }))
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, Files> {
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn quota(&self) -> u64 {
+        self.quota.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Records a new file, deleting the oldest ones while the total passes the quota.
+    fn add(&self, name: &str, owner: Principal, identity: Identity) -> Result<(), String> {
+        let quota = self.quota();
+        if identity.bytes > quota {
+            self.delete(name, identity);
+            return Err(format!(
+                "the result file would take {} bytes, more than the output folder's quota of {quota} bytes (output_max_bytes); ask for fewer rows or columns",
+                identity.bytes
+            ));
+        }
+        let mut files = self.files();
+        while files.total + identity.bytes > quota {
+            let Some(oldest) = files.order.pop_front() else {
+                break;
+            };
+            if let Some(old) = files.by_name.remove(&oldest) {
+                files.total -= old.identity.bytes;
+                tracing::info!(
+                    bytes = old.identity.bytes,
+                    "deleted the oldest result file to stay within the output quota"
+                );
+                self.delete(&oldest, old.identity);
+            }
+        }
+        files.total += identity.bytes;
+        files.order.push_back(name.to_owned());
+        files.by_name.insert(
+            name.to_owned(),
+            Written {
+                owner,
+                identity,
+                at: std::time::Instant::now(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Deletes `name` if it is still the file that was written there.
+    fn delete(&self, name: &str, identity: Identity) {
+        let path = self.dir.join(name);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && identity.same_file(&m)) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+
+    /// Forgets files past their keeping time (the folder sweep deletes them).
+    fn forget_expired(&self) {
+        let mut files = self.files();
+        while let Some(oldest) = files.order.front().cloned() {
+            let expired = files
+                .by_name
+                .get(&oldest)
+                .is_none_or(|w| w.at.elapsed() > KEEP_FOR);
+            if !expired {
+                break;
+            }
+            files.order.pop_front();
+            if let Some(old) = files.by_name.remove(&oldest) {
+                files.total -= old.identity.bytes;
+            }
+        }
+    }
+
+    /// The identity of `name` if this process wrote it for `principal`.
+    fn owned_by(&self, name: &str, principal: &Principal) -> Option<Identity> {
+        self.files()
+            .by_name
+            .get(name)
+            .filter(|w| w.owner == *principal && w.at.elapsed() <= KEEP_FOR)
+            .map(|w| w.identity)
+    }
+
+    /// Reads `name`, refusing anything but the very file that was written.
+    fn read(&self, name: &str, identity: Identity) -> std::io::Result<Vec<u8>> {
+        use std::io::Read as _;
+        let path = self.dir.join(name);
+        let refused = || std::io::Error::new(std::io::ErrorKind::NotFound, "not our file");
+        let link = std::fs::symlink_metadata(&path)?;
+        if !link.is_file() || !identity.same_file(&link) {
+            return Err(refused());
+        }
+        // Checked again on the open file: the name may have been swapped in between.
+        let mut file = std::fs::File::open(&path)?;
+        let opened = file.metadata()?;
+        if !opened.is_file() || !identity.same_file(&opened) {
+            return Err(refused());
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(opened.len()).unwrap_or(0));
+        file.by_ref()
+            .take(identity.bytes.max(opened.len()))
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
 }
 
 /// How long a result file is kept: long enough to be read, short enough not to pile up.
@@ -112,15 +308,19 @@ fn remove_expired(dir: &Path) {
     }
 }
 
-/// Serves the files in the output folder as resources.
+/// Serves the files this process wrote in the output folder as resources, each to its owner.
 pub struct OutputFiles {
-    dir: PathBuf,
+    store: Arc<OutputStore>,
 }
 
 impl OutputFiles {
-    /// Files in `dir`.
-    pub fn new(dir: PathBuf) -> Self {
-        OutputFiles { dir }
+    /// Files in `dir`, which together may take `quota` bytes.
+    pub fn new(dir: PathBuf, quota: u64) -> Self {
+        let store = OutputStore::of(&dir);
+        store
+            .quota
+            .store(quota, std::sync::atomic::Ordering::Relaxed);
+        OutputFiles { store }
     }
 }
 
@@ -143,6 +343,7 @@ impl ResourceProvider for OutputFiles {
         &'a self,
         uri: &'a str,
         _registry: &'a Registry,
+        principal: &'a Principal,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>> {
         let name = uri.strip_prefix(URI_PREFIX)?;
         Some(Box::pin(async move {
@@ -152,15 +353,22 @@ impl ResourceProvider for OutputFiles {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
                 && !name.starts_with('.');
+            // One answer for missing, foreign and another caller's files: which exist is
+            // nobody else's business.
+            let missing = || ToolError::InvalidArguments(format!("no output file '{name}'"));
             if !plain {
-                return Err(ToolError::InvalidArguments(format!(
-                    "no output file '{name}'"
-                )));
+                return Err(missing());
             }
-            let path = self.dir.join(name);
-            let bytes = tokio::fs::read(&path)
+            let identity = self.store.owned_by(name, principal).ok_or_else(missing)?;
+            let store = Arc::clone(&self.store);
+            let file = name.to_owned();
+            let bytes = tokio::task::spawn_blocking(move || store.read(&file, identity))
                 .await
-                .map_err(|_| ToolError::InvalidArguments(format!("no output file '{name}'")))?;
+                .map_err(|e| ToolError::Internal(e.to_string()))?
+                .map_err(|error| {
+                    tracing::warn!(%error, "an output file changed on disk since it was written; not serving it");
+                    missing()
+                })?;
             Ok(ResourceContent::Blob {
                 bytes,
                 mime_type: MIME.to_owned(),

@@ -154,14 +154,15 @@ impl Tool for SqlQuery {
         let row_count = result.rows.len();
         if params.format == Format::Parquet {
             let name = format!("datamcp-{}.parquet", ctx.execution_id());
-            let (dir, file_name, columns, rows) = (
+            let (dir, file_name, owner, columns, rows) = (
                 self.output_dir.clone(),
                 name.clone(),
+                ctx.principal().clone(),
                 result.columns.clone(),
                 result.rows,
             );
             let bytes = tokio::task::spawn_blocking(move || {
-                super::parquet::write(&dir, &file_name, &columns, &rows)
+                super::parquet::write(&dir, &file_name, &owner, &columns, &rows)
             })
             .await
             .map_err(|e| ToolError::Internal(e.to_string()))?

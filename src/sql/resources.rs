@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
-use crate::tools::{Registry, ToolError};
+use crate::tools::{Principal, Registry, ToolError};
 
 const PREFIX: &str = "datamcp://warehouse/";
 
@@ -52,6 +52,7 @@ impl ResourceProvider for TableSchemas {
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
+        principal: &'a Principal,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>> {
         let rest = uri.strip_prefix(PREFIX)?;
         let (warehouse, what) = rest.split_once('/')?;
@@ -74,7 +75,7 @@ impl ResourceProvider for TableSchemas {
         };
         Some(Box::pin(async move {
             let result = registry
-                .call(tool, Some(args), &CancellationToken::new(), None)
+                .call(tool, Some(args), &CancellationToken::new(), None, principal)
                 .await
                 .map_err(|e| {
                     ToolError::InvalidArguments(format!("{e}; enable {tool} to read this resource"))

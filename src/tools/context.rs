@@ -13,6 +13,36 @@ pub trait ProgressSink: Send + Sync {
     fn report(&self, progress: f64, total: Option<f64>, message: Option<String>);
 }
 
+/// Whom a call runs for: an opaque name chosen by the transport (a token's name, an MCP session,
+/// the local user of stdio). Tools use it to keep one caller's results from another: the result
+/// cache is keyed by it, and output files are served only to the principal that wrote them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal(Arc<str>);
+
+impl Principal {
+    /// A principal named `name`; names from different transports must not collide, so callers
+    /// prefix them (`token:`, `session:`).
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Principal(name.into())
+    }
+
+    /// The single local user: stdio, the command line.
+    pub fn local() -> Self {
+        Principal(Arc::from("local"))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Everything a running tool may consult about its call.
 ///
 /// Cancellation covers both the client cancelling and the deadline passing: the policy cancels
@@ -20,6 +50,7 @@ pub trait ProgressSink: Send + Sync {
 /// than leaving it running after the caller gave up.
 pub struct CallContext {
     execution_id: String,
+    principal: Principal,
     deadline: Instant,
     cancel: CancellationToken,
     progress: Option<Arc<dyn ProgressSink>>,
@@ -37,12 +68,24 @@ impl CallContext {
     ) -> Self {
         CallContext {
             execution_id,
+            principal: Principal::local(),
             deadline: Instant::now() + timeout,
             cancel,
             progress,
             records: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
         }
+    }
+
+    /// This context, running for `principal` instead of the local user.
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// Whom the call runs for.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
     }
 
     /// The unique id of this call.

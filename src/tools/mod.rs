@@ -27,7 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use context::CallContext;
+pub use context::{CallContext, Principal};
 pub use registry::{Registry, RegistryError};
 pub use result::{ExecutionMeta, ToolError, ToolOutput, ToolResult};
 

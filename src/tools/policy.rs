@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::DynTool;
-use super::context::{CallContext, ProgressSink};
+use super::context::{CallContext, Principal, ProgressSink};
 use super::metrics::ToolMetrics;
 use super::result::{ExecutionMeta, ToolError, ToolOutput, ToolResult};
 
@@ -132,17 +132,23 @@ impl PolicyRunner {
     }
 
     /// Runs one call: cache, then attempts until success, a permanent error, the deadline or
-    /// cancellation. `cancel` is the client's token for this request.
+    /// cancellation. `cancel` is the client's token for this request; `principal` is whom the
+    /// call runs for.
     pub async fn run(
         &self,
         tool: &dyn DynTool,
         args: Value,
         cancel: &CancellationToken,
         progress: Option<Arc<dyn ProgressSink>>,
+        principal: &Principal,
     ) -> ToolResult {
         let started = Instant::now();
         let execution_id = super::result::new_execution_id();
-        let cache_key = self.cache.as_ref().map(|_| tool.cache_key(&args));
+        // Keyed by principal too: one caller's result is never served to another.
+        let cache_key = self
+            .cache
+            .as_ref()
+            .map(|_| format!("{}\n{}", principal, tool.cache_key(&args)));
 
         if let (Some(cache), Some(key)) = (&self.cache, &cache_key)
             && let Some(cached) = cache.get(key).await
@@ -166,7 +172,8 @@ impl PolicyRunner {
         let timeout = Duration::from_millis(self.policy.timeout_ms);
         let deadline = tokio::time::Instant::now() + timeout;
         let work_cancel = cancel.child_token();
-        let ctx = CallContext::new(execution_id, timeout, work_cancel.clone(), progress);
+        let ctx = CallContext::new(execution_id, timeout, work_cancel.clone(), progress)
+            .with_principal(principal.clone());
         let mut retry_warnings = Vec::new();
         let mut attempts = 0;
         let outcome = loop {

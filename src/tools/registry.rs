@@ -10,7 +10,7 @@ use futures::FutureExt;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use super::context::ProgressSink;
+use super::context::{Principal, ProgressSink};
 use super::health::{HealthCheck, Probe};
 use super::metrics::{MetricsSnapshot, ToolMetrics};
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
@@ -240,12 +240,14 @@ impl Registry {
 
     /// Calls a tool: validation, then its policy, then the tool. Only an unknown tool is an
     /// `Err`; every other failure is a [`ToolResult`] whose outcome says what went wrong.
+    /// `principal` is whom the call runs for (see [`Principal`]).
     pub async fn call(
         &self,
         name: &str,
         args: Option<Map<String, Value>>,
         cancel: &CancellationToken,
         progress: Option<Arc<dyn ProgressSink>>,
+        principal: &Principal,
     ) -> Result<ToolResult, RegistryError> {
         let entry = self
             .get(name)
@@ -262,7 +264,7 @@ impl Registry {
         }
         let run = entry
             .runner
-            .run(entry.tool.as_ref(), args, cancel, progress);
+            .run(entry.tool.as_ref(), args, cancel, progress, principal);
         match AssertUnwindSafe(run).catch_unwind().await {
             Ok(result) => Ok(result),
             Err(panic) => {
@@ -509,14 +511,26 @@ mod tests {
         let mut args = Map::new();
         args.insert("panic".to_owned(), Value::Bool(true));
         let result = registry
-            .call("sql_read", Some(args), &CancellationToken::new(), None)
+            .call(
+                "sql_read",
+                Some(args),
+                &CancellationToken::new(),
+                None,
+                &Principal::local(),
+            )
             .await
             .expect("known tool");
         let error = result.outcome.expect_err("panicked");
         assert!(matches!(error, ToolError::Internal(_)), "{error}");
         assert!(error.to_string().contains("asked to panic"), "{error}");
         let ok = registry
-            .call("sql_read", None, &CancellationToken::new(), None)
+            .call(
+                "sql_read",
+                None,
+                &CancellationToken::new(),
+                None,
+                &Principal::local(),
+            )
             .await
             .expect("known tool");
         assert!(ok.outcome.is_ok(), "the registry keeps working");
@@ -526,7 +540,13 @@ mod tests {
     async fn unknown_tools_are_an_error_not_a_result() {
         let registry = registry(ToolFilter::default());
         let unknown = registry
-            .call("sql_write", None, &CancellationToken::new(), None)
+            .call(
+                "sql_write",
+                None,
+                &CancellationToken::new(),
+                None,
+                &Principal::local(),
+            )
             .await;
         assert!(
             matches!(unknown, Err(RegistryError::UnknownTool(_))),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::Registry;
+use super::context::Principal;
 use super::result::ToolError;
 
 /// A concrete resource.
@@ -59,12 +60,13 @@ pub trait ResourceProvider: Send + Sync {
     fn resources(&self) -> Vec<ResourceInfo>;
     /// Templates to list.
     fn templates(&self) -> Vec<ResourceTemplateInfo>;
-    /// Reads `uri` if it is this provider's (`None` otherwise), usually by calling a tool
-    /// through `registry`, so the same validation and policies apply.
+    /// Reads `uri` for `principal` if it is this provider's (`None` otherwise), usually by
+    /// calling a tool through `registry`, so the same validation and policies apply.
     fn read<'a>(
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
+        principal: &'a Principal,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>>;
 }
 

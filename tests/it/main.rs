@@ -10,6 +10,7 @@ mod errors;
 mod explore;
 mod garbage;
 mod guard_corpus;
+mod http_limits;
 mod http_ops;
 mod http_security;
 mod http_sse;

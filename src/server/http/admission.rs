@@ -14,14 +14,16 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::Shared;
+use super::sessions::Refusal as SessionRefusal;
 use super::stats::Rejection;
+use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId};
+
 use crate::server::audit::{Caller, Transport};
 
 /// Header carrying the request id in both directions.
@@ -74,7 +76,7 @@ fn request_id(shared: &Shared, request: &Request) -> Arc<str> {
 struct Peek<'a> {
     #[serde(borrow)]
     method: Option<Cow<'a, str>>,
-    id: Option<IgnoredAny>,
+    id: Option<RequestId>,
 }
 
 /// The middleware of every MCP route.
@@ -87,9 +89,20 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
     let request_id = request_id(&shared, &request);
     shared.stats.request(transport);
     let mut response = match check(&shared, transport, Arc::clone(&request_id), request).await {
-        Ok((request, caller)) => {
+        Ok(Admitted {
+            request,
+            caller,
+            claimed,
+        }) => {
             let span = tracing::debug_span!("http", request_id = %caller.request_id);
-            next.run(request).instrument(span).await
+            let response = next.run(request).instrument(span).await;
+            // A request rmcp refused never reached its session, so nothing will answer its id.
+            if let (Some(id), Some(session)) = (claimed, caller.session.as_deref())
+                && !response.status().is_success()
+            {
+                shared.sessions.release(session, &id);
+            }
+            response
         }
         Err(rejection) => {
             shared.stats.reject(rejection.reason);
@@ -107,6 +120,54 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// The gate of the operations endpoints: `Host` and `Origin` as for MCP requests, and the
+/// bearer token for `/readyz` and `/metrics`, which tell what runs behind the server and can
+/// make it work. `/healthz` stays open to probes that hold no secret.
+pub async fn admit_ops(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let checked = check_origin(&shared, &request).and_then(|()| {
+        if request.uri().path() == "/healthz" {
+            return Ok(());
+        }
+        shared
+            .auth
+            .check(request.headers())
+            .map(|_| ())
+            .map_err(|denied| {
+                Refused::with_response(Rejection::Unauthorized, denied.into_response())
+            })
+    });
+    match checked {
+        Ok(()) => next.run(request).await,
+        Err(rejection) => {
+            shared.stats.reject(rejection.reason);
+            tracing::info!(
+                path = request.uri().path(),
+                reason = rejection.reason.label(),
+                status = rejection.response.status().as_u16(),
+                "operations request refused"
+            );
+            rejection.into_response()
+        }
+    }
+}
+
+fn check_origin(shared: &Shared, request: &Request) -> Result<(), Refused> {
+    shared
+        .origins
+        .check(request.uri(), request.headers())
+        .map_err(|refusal| {
+            let reason = match refusal {
+                super::origin::Refusal::Host(_) => Rejection::ForbiddenHost,
+                super::origin::Refusal::Origin(_) => Rejection::ForbiddenOrigin,
+            };
+            Refused::new(StatusCode::FORBIDDEN, reason, refusal.to_string())
+        })
 }
 
 /// A refused request: the answer (a status and a message saying what to do), and the metric
@@ -144,12 +205,20 @@ impl IntoResponse for Refused {
     }
 }
 
+/// What passed the gate: the request, its caller, and the request id it claimed in its
+/// session.
+struct Admitted {
+    request: Request,
+    caller: Caller,
+    claimed: Option<RequestId>,
+}
+
 async fn check(
     shared: &Shared,
     transport: Transport,
     request_id: Arc<str>,
     request: Request,
-) -> Result<(Request, Caller), Refused> {
+) -> Result<Admitted, Refused> {
     if shared.is_draining() {
         return Err(Refused::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -157,13 +226,7 @@ async fn check(
             "the server is shutting down; retry against another instance",
         ));
     }
-    shared.origins.check(request.headers()).map_err(|refusal| {
-        let reason = match refusal {
-            super::origin::Refusal::Host(_) => Rejection::ForbiddenHost,
-            super::origin::Refusal::Origin(_) => Rejection::ForbiddenOrigin,
-        };
-        Refused::new(StatusCode::FORBIDDEN, reason, refusal.to_string())
-    })?;
+    check_origin(shared, &request)?;
     let token_name = shared.auth.check(request.headers()).map_err(|denied| {
         Refused::with_response(Rejection::Unauthorized, denied.into_response())
     })?;
@@ -171,18 +234,58 @@ async fn check(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
+    let session = match transport {
+        Transport::StreamableHttp => request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(Arc::from),
+        Transport::Sse => request
+            .uri()
+            .query()
+            .and_then(super::sse::session_id)
+            .map(|id| Arc::from(id.as_ref())),
+    };
     let caller = Caller {
         token_name,
         request_id,
         transport,
         audit: shared.audit,
         peer,
+        session,
     };
     let (mut parts, body) = request.into_parts();
     if parts.method == Method::POST {
-        let bytes = read_body(body, shared.max_body_bytes, &parts.headers).await?;
+        let bytes = read_body(
+            body,
+            shared.max_body_bytes,
+            shared.body_read_timeout,
+            &parts.headers,
+        )
+        .await?;
         let peek = serde_json::from_slice::<Peek<'_>>(&bytes)
             .map_err(|error| not_json_rpc(&bytes, &error))?;
+        // rmcp answers a message it cannot parse with a bare 415; parsing it here gives the
+        // client the JSON-RPC error instead (-32602 for params that do not fit the method). The
+        // SSE handler parses its messages itself.
+        if transport == Transport::StreamableHttp
+            && let Err(error) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes)
+        {
+            return Err(not_json_rpc(&bytes, &error));
+        }
+        // A request (an id and a method) claims its id in its session; a client's answer to a
+        // server request carries an id but no method.
+        let claim = peek.id.as_ref().filter(|_| peek.method.is_some());
+        let claimed = match caller.session.as_deref() {
+            Some(session) if transport == Transport::StreamableHttp => {
+                shared
+                    .sessions
+                    .admit(session, caller.token_name.as_ref(), claim)
+                    .map_err(|refusal| session_refused(refusal, claim))?;
+                claim.cloned()
+            }
+            _ => None,
+        };
         if peek.id.is_some() {
             match peek.method.as_deref() {
                 Some("tools/call") => {
@@ -195,7 +298,17 @@ async fn check(
                                 shared.max_calls
                             ),
                         )
-                    })?;
+                    });
+                    let permit = match permit {
+                        Ok(permit) => permit,
+                        Err(refused) => {
+                            if let (Some(id), Some(session)) = (&claimed, caller.session.as_deref())
+                            {
+                                shared.sessions.release(session, id);
+                            }
+                            return Err(refused);
+                        }
+                    };
                     shared.stats.tool_call(transport);
                     parts.extensions.insert(CallPermit(Arc::new(permit)));
                 }
@@ -204,16 +317,63 @@ async fn check(
                         && !shared.stateless
                         && !parts.headers.contains_key("mcp-session-id") =>
                 {
-                    shared.check_session_room()?;
+                    // rmcp's session manager takes the turn again when it creates the session.
+                    drop(shared.make_session_room().await?);
                 }
                 _ => {}
             }
         }
         parts.extensions.insert(caller.clone());
-        return Ok((Request::from_parts(parts, Body::from(bytes)), caller));
+        return Ok(Admitted {
+            request: Request::from_parts(parts, Body::from(bytes)),
+            caller,
+            claimed,
+        });
+    }
+    if let Some(session) = caller.session.as_deref()
+        && transport == Transport::StreamableHttp
+    {
+        shared
+            .sessions
+            .admit(session, caller.token_name.as_ref(), None)
+            .map_err(|refusal| session_refused(refusal, None))?;
     }
     parts.extensions.insert(caller.clone());
-    Ok((Request::from_parts(parts, body), caller))
+    Ok(Admitted {
+        request: Request::from_parts(parts, body),
+        caller,
+        claimed: None,
+    })
+}
+
+/// The answer to a request its session refuses: `404` for another token's session, exactly
+/// what an unknown session gets; the JSON-RPC error for a request id already in flight.
+fn session_refused(refusal: SessionRefusal, id: Option<&RequestId>) -> Refused {
+    match refusal {
+        SessionRefusal::NotFound => Refused::new(
+            StatusCode::NOT_FOUND,
+            Rejection::ForeignSession,
+            "Not Found: Session not found; start a new session with initialize",
+        ),
+        SessionRefusal::DuplicateId => {
+            let error = ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                "id already in use: a request with this id is still running in this session; use a new id",
+                None,
+            );
+            let reply =
+                rmcp::service::TxJsonRpcMessage::<rmcp::RoleServer>::error(error, id.cloned());
+            Refused::with_response(
+                Rejection::BadRequest,
+                (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    serde_json::to_string(&reply).unwrap_or_default(),
+                )
+                    .into_response(),
+            )
+        }
+    }
 }
 
 /// `400` with the JSON-RPC error a transport would send for these bytes.
@@ -232,43 +392,122 @@ fn not_json_rpc(bytes: &[u8], error: &serde_json::Error) -> Refused {
     )
 }
 
-/// The whole body, refused with `413` past `limit` bytes, whatever `Content-Length` claims.
+/// Most bytes of an oversized body read and thrown away so the client reads the `413`: a
+/// server that closes a connection with unread bytes in its receive buffer makes the kernel
+/// reset it, and the client then sees a reset instead of the answer.
+const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The whole body, refused with `413` past `limit` bytes, whatever `Content-Length` claims, and
+/// with `408` when it does not arrive within `timeout`.
 async fn read_body(
     body: Body,
     limit: usize,
+    timeout: std::time::Duration,
     headers: &axum::http::HeaderMap,
 ) -> Result<Bytes, Refused> {
-    let too_large = || {
-        Refused::new(
+    let too_large = |drained: bool| {
+        let mut refused = Refused::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::TooLarge,
             format!(
                 "the request body is larger than the server's limit of {limit} bytes; send smaller requests (ask for fewer rows or split the work)"
             ),
-        )
+        );
+        if !drained {
+            refused
+                .response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        refused
+    };
+    let timed_out = || {
+        let mut refused = Refused::new(
+            StatusCode::REQUEST_TIMEOUT,
+            Rejection::BadRequest,
+            format!(
+                "the request body did not arrive within {} s; send it whole, without pauses",
+                timeout.as_secs()
+            ),
+        );
+        refused
+            .response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        refused
     };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(too_large());
+        .and_then(|v| v.parse::<u64>().ok());
+    // A client that waits for `100 Continue` has sent nothing yet: it reads the answer as is.
+    let waits_to_send = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let deadline = tokio::time::Instant::now() + timeout;
+    if declared.is_some_and(|length| length > limit as u64) {
+        let drained = !waits_to_send
+            && declared.is_some_and(|length| length <= DRAIN_BYTES)
+            && drain(std::pin::pin!(body), DRAIN_BYTES, deadline).await;
+        return Err(too_large(drained || waits_to_send));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(error) => Err(Refused::new(
-            StatusCode::BAD_REQUEST,
-            Rejection::BadRequest,
-            format!("the request body could not be read: {error}"),
-        )),
+    let mut body = std::pin::pin!(body);
+    let mut collected = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.as_mut().frame()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(error))) => {
+                return Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    Rejection::BadRequest,
+                    format!("the request body could not be read: {error}"),
+                ));
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            if collected.len() + data.len() > limit {
+                let drained = drain(body, DRAIN_BYTES, deadline).await;
+                return Err(too_large(drained));
+            }
+            collected.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(collected))
+}
+
+/// Reads and discards the rest of `body`, up to `most` bytes and until `deadline`; true when
+/// it ended within both.
+async fn drain(
+    mut body: std::pin::Pin<&mut Body>,
+    most: u64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    let mut seen = 0u64;
+    loop {
+        match tokio::time::timeout_at(deadline, body.as_mut().frame()).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    seen += data.len() as u64;
+                    if seen > most {
+                        return false;
+                    }
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => return false,
+        }
     }
 }
 
 impl Shared {
-    /// Refuses a new session when the limit is reached.
-    pub fn check_session_room(&self) -> Result<(), Refused> {
-        if self.open_sessions() >= self.max_sessions {
+    /// Makes room for a new session: at the limit, the least recently used idle Streamable HTTP
+    /// session is closed; when every session is busy, the new one is refused. The returned turn
+    /// is held until the new session is counted.
+    pub async fn make_session_room(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, Refused> {
+        let (room, turn) = self.sessions.make_room().await;
+        if !room {
             return Err(Refused::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 Rejection::TooManySessions,
@@ -278,6 +517,6 @@ impl Shared {
                 ),
             ));
         }
-        Ok(())
+        Ok(turn)
     }
 }

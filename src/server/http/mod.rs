@@ -8,6 +8,7 @@
 
 mod admission;
 mod auth;
+mod connections;
 mod ops;
 mod origin;
 mod sessions;
@@ -22,14 +23,13 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use self::auth::Authenticator;
 pub use self::origin::OriginPolicy;
-use self::sessions::{CountedSessions, SessionGauge};
+use self::sessions::{CountedSessions, SessionGauge, SessionTable};
 use self::stats::HttpStats;
 use super::DataMcp;
 use super::audit::Transport;
@@ -70,10 +70,14 @@ pub struct Shared {
     max_calls: usize,
     calls: Arc<Semaphore>,
     session_idle_timeout: Duration,
+    body_read_timeout: Duration,
+    connections: Arc<connections::ConnectionStats>,
     streamable_gauge: Arc<SessionGauge>,
+    sessions: Arc<SessionTable>,
     sse_gauge: Arc<SessionGauge>,
     sse: sse::SseSessions,
     stats: HttpStats,
+    readiness: ops::Readiness,
     request_ids: admission::RequestIds,
     draining: AtomicBool,
     /// Cancelled last on shutdown: ends every session and stream.
@@ -84,10 +88,6 @@ pub struct Shared {
 impl Shared {
     fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
-    }
-
-    fn open_sessions(&self) -> usize {
-        self.streamable_gauge.open() + self.sse_gauge.open()
     }
 
     fn session_gauges(&self) -> [(Transport, &SessionGauge); 2] {
@@ -108,6 +108,7 @@ pub struct HttpEndpoint {
     shared: Arc<Shared>,
     router: Router,
     grace: Duration,
+    limits: connections::Limits,
 }
 
 impl HttpEndpoint {
@@ -129,6 +130,8 @@ impl HttpEndpoint {
         let bound = listener
             .local_addr()
             .map_err(|source| HttpError::Bind { address, source })?;
+        let streamable_gauge = Arc::new(SessionGauge::default());
+        let sse_gauge = Arc::new(SessionGauge::default());
         let shared = Arc::new(Shared {
             server,
             auth: Authenticator::new(&settings.tokens),
@@ -144,10 +147,19 @@ impl HttpEndpoint {
             max_calls: settings.max_in_flight_calls,
             calls: Arc::new(Semaphore::new(settings.max_in_flight_calls)),
             session_idle_timeout: settings.session_idle_timeout,
-            streamable_gauge: Arc::default(),
-            sse_gauge: Arc::default(),
+            body_read_timeout: settings.body_read_timeout,
+            connections: Arc::new(connections::ConnectionStats::new(settings.max_connections)),
+            streamable_gauge: Arc::clone(&streamable_gauge),
+            sessions: SessionTable::new(
+                settings.session_idle_timeout,
+                streamable_gauge,
+                Arc::clone(&sse_gauge),
+                settings.max_sessions,
+            ),
+            sse_gauge,
             sse: sse::SseSessions::default(),
             stats: HttpStats::default(),
+            readiness: ops::Readiness::default(),
             request_ids: admission::RequestIds::new(),
             draining: AtomicBool::new(false),
             streams: CancellationToken::new(),
@@ -159,6 +171,9 @@ impl HttpEndpoint {
             shared,
             router,
             grace: settings.shutdown_grace,
+            limits: connections::Limits {
+                header_read_timeout: settings.header_read_timeout,
+            },
         })
     }
 
@@ -178,19 +193,17 @@ impl HttpEndpoint {
             shared,
             router,
             grace,
+            limits,
         } = self;
         let stop_accepting = CancellationToken::new();
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        // An SSE answer goes out in several small writes; with Nagle's algorithm on, the later
-        // ones wait for the client's delayed ACK, 40 ms a call.
-        let listener = listener.tap_io(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(listener, service)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { server.await });
+        let server = connections::serve(
+            listener,
+            router,
+            limits,
+            Arc::clone(&shared.connections),
+            stop_accepting.clone(),
+        );
+        let mut server = tokio::spawn(server);
 
         tokio::select! {
             finished = &mut server => {
@@ -241,10 +254,7 @@ fn router(shared: &Arc<Shared>, settings: &HttpSettings) -> Router {
         .with_json_response(settings.stateless)
         .with_max_request_body_bytes(settings.max_body_bytes)
         .with_cancellation_token(shared.streams.clone());
-    let sessions = Arc::new(CountedSessions::new(
-        settings.session_idle_timeout,
-        Arc::clone(&shared.streamable_gauge),
-    ));
+    let sessions = Arc::new(CountedSessions::new(Arc::clone(&shared.sessions)));
     let streamable = StreamableHttpService::new(move || Ok(server.clone()), sessions, config);
     let mcp = Router::new()
         .route_service("/mcp", streamable)
@@ -254,11 +264,17 @@ fn router(shared: &Arc<Shared>, settings: &HttpSettings) -> Router {
             Arc::clone(shared),
             admission::admit,
         ));
-    Router::new()
-        .merge(mcp)
+    let operations = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(shared),
+            admission::admit_ops,
+        ));
+    Router::new()
+        .merge(mcp)
+        .merge(operations)
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

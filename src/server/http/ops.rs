@@ -1,20 +1,23 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (every warehouse answers)
 //! and `/metrics` (Prometheus text format).
 //!
-//! `/healthz` and the status of `/readyz` are open, so load balancers and orchestrators can
-//! probe without a secret; `/readyz`'s per-system details and `/metrics` need a token when the
-//! endpoint has tokens.
+//! All three pass the `Host`/`Origin` checks of the MCP routes; `/readyz` and `/metrics` also
+//! need a token when the endpoint has tokens (`admission::admit_ops`). `/healthz` stays open so
+//! liveness probes need no secret. Readiness is probed at most once a second whatever the
+//! request rate, so `/readyz` cannot be used to load the databases.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::Shared;
+use crate::tools::health::Probe;
 use crate::tools::metrics::MetricsSnapshot;
 
 /// A counter family: name, help, and how to read it off a tool's snapshot.
@@ -25,9 +28,31 @@ pub async fn healthz() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 
+/// How long a readiness answer is reused.
+const READINESS_TTL: Duration = Duration::from_secs(1);
+
+/// The last readiness answer. The lock is held across the probe, so concurrent requests wait
+/// for one probe instead of starting their own.
+#[derive(Default)]
+pub struct Readiness(tokio::sync::Mutex<Option<(Instant, Arc<Vec<Probe>>)>>);
+
+impl Readiness {
+    async fn probes(&self, shared: &Shared) -> Arc<Vec<Probe>> {
+        let mut last = self.0.lock().await;
+        if let Some((at, probes)) = last.as_ref()
+            && at.elapsed() < READINESS_TTL
+        {
+            return Arc::clone(probes);
+        }
+        let probes = Arc::new(shared.server.registry().probe().await);
+        *last = Some((Instant::now(), Arc::clone(&probes)));
+        probes
+    }
+}
+
 /// `GET /readyz`: 200 when every warehouse answers `SELECT 1`, 503 otherwise.
-pub async fn readyz(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let probes = shared.server.registry().probe().await;
+pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let probes = shared.readiness.probes(&shared).await;
     let ready = !shared.is_draining() && probes.iter().all(|p| p.ready);
     let status = if ready {
         StatusCode::OK
@@ -38,9 +63,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     if shared.is_draining() {
         body["reason"] = "shutting down".into();
     }
-    if shared.auth.check(request.headers()).is_ok() {
-        body["checks"] = serde_json::to_value(&probes).unwrap_or_default();
-    }
+    body["checks"] = serde_json::to_value(&*probes).unwrap_or_default();
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -50,10 +73,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>, request: Request) -> Resp
 }
 
 /// `GET /metrics`.
-pub async fn metrics(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if let Err(denied) = shared.auth.check(request.headers()) {
-        return denied.into_response();
-    }
+pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let mut response = render(&shared).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -185,6 +205,39 @@ fn render(shared: &Shared) -> String {
     );
     let _ = writeln!(out, "datamcp_sessions_limit {}", shared.max_sessions);
 
+    header(
+        &mut out,
+        "datamcp_http_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+    );
+    let _ = writeln!(
+        out,
+        "datamcp_http_connections_open {}",
+        shared.connections.open()
+    );
+    header(
+        &mut out,
+        "datamcp_http_connections_limit",
+        "gauge",
+        "Most HTTP connections open at once.",
+    );
+    let _ = writeln!(
+        out,
+        "datamcp_http_connections_limit {}",
+        shared.connections.limit()
+    );
+    header(
+        &mut out,
+        "datamcp_http_connections_refused_total",
+        "counter",
+        "Connections closed unread because the connection limit was reached.",
+    );
+    let _ = writeln!(
+        out,
+        "datamcp_http_connections_refused_total {}",
+        shared.connections.refused()
+    );
     header(
         &mut out,
         "datamcp_http_requests_total",

@@ -4,10 +4,15 @@
 //! A web page the user visits can make the browser send requests to a server on the user's
 //! machine; the browser then names the page in `Origin`, and a rebound DNS name in `Host`.
 //! Requests without `Origin` come from non-browser clients and are not affected.
+//!
+//! Ambiguity is refused rather than resolved: a request with two `Host` or two `Origin` headers
+//! is refused, and a request whose target is in absolute form (`POST http://host/mcp`) has the
+//! host of its target checked as well as its `Host` header, since servers and proxies differ
+//! on which of the two counts.
 
 use std::net::SocketAddr;
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, Uri, header};
 
 /// Which `Host` and `Origin` values are accepted.
 #[derive(Debug, Clone)]
@@ -83,27 +88,50 @@ impl OriginPolicy {
         OriginPolicy { hosts, origins }
     }
 
-    /// Checks a request's `Host` and `Origin` headers.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Refusal> {
+    /// Checks a request's target, `Host` and `Origin` headers.
+    pub fn check(&self, target: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+        if headers.get_all(header::HOST).iter().nth(1).is_some() {
+            return Err(Refusal::Host("(more than one Host header)".to_owned()));
+        }
+        if headers.get_all(header::ORIGIN).iter().nth(1).is_some() {
+            return Err(Refusal::Origin("(more than one Origin header)".to_owned()));
+        }
         if let Some(hosts) = &self.hosts {
             let host = headers
                 .get(header::HOST)
                 .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_ascii_lowercase();
-            let name = host_name(&host);
-            if !hosts
-                .iter()
-                .any(|allowed| *allowed == host || allowed == name)
-            {
-                return Err(Refusal::Host(host));
+                .unwrap_or_default();
+            self.check_host(hosts, host)?;
+            if let Some(authority) = target.authority() {
+                self.check_host(hosts, authority.as_str())?;
             }
+        } else if let Some(authority) = target.authority()
+            && authority.as_str().contains('@')
+        {
+            // Credentials in the target have no business here, whatever the host list.
+            return Err(Refusal::Host(authority.host().to_owned()));
         }
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("(not text)");
             if !self.origins.iter().any(|allowed| allowed.matches(origin)) {
                 return Err(Refusal::Origin(origin.to_owned()));
             }
+        }
+        Ok(())
+    }
+}
+
+impl OriginPolicy {
+    fn check_host(&self, hosts: &[String], host: &str) -> Result<(), Refusal> {
+        let host = host.to_ascii_lowercase();
+        // `user@host` in an absolute-form target names `host`; any `@` is refused outright.
+        let name = host_name(&host);
+        if host.contains('@')
+            || !hosts
+                .iter()
+                .any(|allowed| *allowed == host || allowed == name)
+        {
+            return Err(Refusal::Host(host));
         }
         Ok(())
     }
@@ -192,6 +220,10 @@ mod tests {
         headers
     }
 
+    fn check(policy: &OriginPolicy, headers: &HeaderMap) -> Result<(), Refusal> {
+        policy.check(&Uri::from_static("/mcp"), headers)
+    }
+
     fn loopback() -> SocketAddr {
         "127.0.0.1:8080".parse().expect("addr")
     }
@@ -199,22 +231,28 @@ mod tests {
     #[test]
     fn loopback_servers_accept_loopback_names_and_origins_only() {
         let policy = OriginPolicy::new(loopback(), None, None);
-        assert_eq!(policy.check(&request("127.0.0.1:8080", None)), Ok(()));
+        assert_eq!(check(&policy, &request("127.0.0.1:8080", None)), Ok(()));
         assert_eq!(
-            policy.check(&request("localhost:8080", Some("http://localhost:3000"))),
+            check(
+                &policy,
+                &request("localhost:8080", Some("http://localhost:3000"))
+            ),
             Ok(())
         );
-        assert_eq!(policy.check(&request("[::1]:8080", None)), Ok(()));
+        assert_eq!(check(&policy, &request("[::1]:8080", None)), Ok(()));
         assert!(matches!(
-            policy.check(&request("evil.example:8080", None)),
+            check(&policy, &request("evil.example:8080", None)),
             Err(Refusal::Host(_))
         ));
         assert!(matches!(
-            policy.check(&request("127.0.0.1:8080", Some("https://evil.example"))),
+            check(
+                &policy,
+                &request("127.0.0.1:8080", Some("https://evil.example"))
+            ),
             Err(Refusal::Origin(_))
         ));
         assert!(matches!(
-            policy.check(&request("127.0.0.1:8080", Some("null"))),
+            check(&policy, &request("127.0.0.1:8080", Some("null"))),
             Err(Refusal::Origin(_))
         ));
     }
@@ -226,11 +264,7 @@ mod tests {
             "http://dev.example.com:*".to_owned(),
         ];
         let policy = OriginPolicy::new("0.0.0.0:80".parse().expect("addr"), None, Some(&origins));
-        let ok = |origin: &str| {
-            policy
-                .check(&request("mcp.example.com", Some(origin)))
-                .is_ok()
-        };
+        let ok = |origin: &str| check(&policy, &request("mcp.example.com", Some(origin))).is_ok();
         assert!(ok("https://app.example.com"));
         assert!(ok("https://APP.example.com:443"));
         assert!(!ok("http://app.example.com"));
@@ -244,8 +278,8 @@ mod tests {
     fn configured_hosts_may_name_a_port() {
         let hosts = vec!["mcp.example.com".to_owned(), "10.0.0.5:8080".to_owned()];
         let policy = OriginPolicy::new("0.0.0.0:8080".parse().expect("addr"), Some(&hosts), None);
-        assert!(policy.check(&request("mcp.example.com:443", None)).is_ok());
-        assert!(policy.check(&request("10.0.0.5:8080", None)).is_ok());
-        assert!(policy.check(&request("10.0.0.5:9090", None)).is_err());
+        assert!(check(&policy, &request("mcp.example.com:443", None)).is_ok());
+        assert!(check(&policy, &request("10.0.0.5:8080", None)).is_ok());
+        assert!(check(&policy, &request("10.0.0.5:9090", None)).is_err());
     }
 }

@@ -9,10 +9,15 @@
 //! A session belongs to the token that opened it: another token's posts get `404`, as if the
 //! session did not exist. It ends when the client drops the stream, when it has been idle for
 //! the configured time, or when the server shuts down.
+//!
+//! What waits to go out on a stream is bounded: at most [`OUTBOUND_CAPACITY`] messages and
+//! [`OUTBOUND_BYTES`] bytes (one larger message may wait alone). A client that stops reading
+//! while answers pile up past that is disconnected and its session ended, instead of the server
+//! holding its answers without limit.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,12 +32,15 @@ use rmcp::{RoleServer, ServiceExt};
 use tokio::sync::mpsc;
 
 use super::Shared;
+use super::connections::Disconnect;
 use super::sessions::SessionTicket;
 use crate::server::audit::Caller;
 use crate::server::jsonrpc;
 
-/// Messages a session buffers towards the client before the server waits for it.
+/// Messages a session holds for a client that is not reading before it is disconnected.
 const OUTBOUND_CAPACITY: usize = 64;
+/// Bytes a session holds for a client that is not reading before it is disconnected.
+const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
 /// Messages a session buffers from the client before `POST /message` waits.
 const INBOUND_CAPACITY: usize = 32;
 /// How often an idle stream carries a comment, which keeps proxies from closing it and finds
@@ -88,9 +96,10 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         )
             .into_response();
     };
-    if let Err(refused) = shared.check_session_room() {
-        return refused.into_response();
-    }
+    let turn = match shared.make_session_room().await {
+        Ok(turn) => turn,
+        Err(refused) => return refused.into_response(),
+    };
     let id: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (outbound_tx, outbound_rx) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -107,16 +116,24 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         },
     );
     let ticket = shared.sse_gauge.enter();
+    drop(turn);
     tracing::info!(request_id = %caller.request_id, token = caller.token_name.as_deref().unwrap_or("-"), "SSE session opened");
 
     let server = shared.server.clone();
     let cancel = shared.streams.child_token();
+    let queued = Arc::new(AtomicUsize::new(0));
     let transport = ChannelTransport {
         inbound: inbound_rx,
         outbound: outbound_tx,
+        queued: Arc::clone(&queued),
+        overflow: Overflow {
+            session: cancel.clone(),
+            connection: request.extensions().get::<Disconnect>().cloned(),
+        },
     };
+    let service_cancel = cancel.clone();
     tokio::spawn(async move {
-        match server.serve_with_ct(transport, cancel).await {
+        match server.serve_with_ct(transport, service_cancel).await {
             Ok(running) => {
                 let _ = running.waiting().await;
             }
@@ -136,7 +153,8 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         },
         idle_limit: shared.session_idle_timeout,
         activity,
-        shutdown: shared.streams.clone(),
+        queued,
+        shutdown: cancel,
         _session: SessionGuard {
             id,
             shared: Arc::clone(&shared),
@@ -228,7 +246,8 @@ pub async fn deliver(State(shared): State<Arc<Shared>>, request: Request) -> Res
     (StatusCode::ACCEPTED, "Accepted").into_response()
 }
 
-fn session_id(query: &str) -> Option<Cow<'_, str>> {
+/// The session id of a `POST /message` query string.
+pub fn session_id(query: &str) -> Option<Cow<'_, str>> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -252,7 +271,8 @@ impl Drop for SessionGuard {
 }
 
 struct EventStream {
-    outbound: mpsc::Receiver<Box<ServerJsonRpcMessage>>,
+    outbound: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
     endpoint: Option<String>,
     keep_alive: tokio::time::Interval,
     idle_limit: Duration,
@@ -267,35 +287,61 @@ impl EventStream {
             let frame = format!("event: endpoint\ndata: {endpoint}\n\n");
             return Some((Ok(Bytes::from(frame)), self));
         }
-        loop {
-            tokio::select! {
-                message = self.outbound.recv() => {
-                    let message = message?;
-                    let mut frame = Vec::with_capacity(256);
-                    frame.extend_from_slice(b"event: message\ndata: ");
-                    if serde_json::to_writer(&mut frame, &message).is_err() {
-                        continue;
-                    }
-                    frame.extend_from_slice(b"\n\n");
-                    return Some((Ok(Bytes::from(frame)), self));
-                }
-                _ = self.keep_alive.tick() => {
-                    if self.activity.idle() > self.idle_limit {
-                        tracing::info!("SSE session closed after {} s idle", self.idle_limit.as_secs());
-                        return None;
-                    }
-                    return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), self));
-                }
-                _ = self.shutdown.cancelled() => return None,
+        tokio::select! {
+            frame = self.outbound.recv() => {
+                let frame = frame?;
+                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                Some((Ok(frame), self))
             }
+            _ = self.keep_alive.tick() => {
+                if self.activity.idle() > self.idle_limit {
+                    tracing::info!("SSE session closed after {} s idle", self.idle_limit.as_secs());
+                    return None;
+                }
+                Some((Ok(Bytes::from_static(b": keep-alive\n\n")), self))
+            }
+            _ = self.shutdown.cancelled() => None,
         }
     }
 }
 
-/// One session's message channels, as an rmcp transport.
+/// One session's message channels, as an rmcp transport. Messages go out already framed, so
+/// what waits is counted in the bytes that will be written.
 struct ChannelTransport {
     inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
-    outbound: mpsc::Sender<Box<ServerJsonRpcMessage>>,
+    outbound: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+    overflow: Overflow,
+}
+
+/// What ends a session whose client stopped reading: its service and stream, and the
+/// connection, which hyper would otherwise keep waiting to write.
+#[derive(Clone)]
+struct Overflow {
+    session: tokio_util::sync::CancellationToken,
+    connection: Option<Disconnect>,
+}
+
+impl Overflow {
+    fn disconnect(&self) {
+        tracing::warn!(
+            limit_bytes = OUTBOUND_BYTES,
+            limit_messages = OUTBOUND_CAPACITY,
+            "SSE client stopped reading; disconnected it and ended its session"
+        );
+        self.session.cancel();
+        if let Some(connection) = &self.connection {
+            connection.now();
+        }
+    }
+}
+
+fn frame(message: &ServerJsonRpcMessage) -> Result<Bytes, serde_json::Error> {
+    let mut frame = Vec::with_capacity(256);
+    frame.extend_from_slice(b"event: message\ndata: ");
+    serde_json::to_writer(&mut frame, message)?;
+    frame.extend_from_slice(b"\n\n");
+    Ok(Bytes::from(frame))
 }
 
 impl Transport<RoleServer> for ChannelTransport {
@@ -309,12 +355,28 @@ impl Transport<RoleServer> for ChannelTransport {
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let outbound = self.outbound.clone();
-        async move {
-            outbound.send(Box::new(item)).await.map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed")
+        // rmcp sends each message from its own task, so waiting here for room would only move
+        // the pile-up into those tasks; a full queue ends the session instead.
+        let sent = (|| {
+            let frame = frame(&item).map_err(std::io::Error::other)?;
+            let closed =
+                || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed");
+            let before = self.queued.fetch_add(frame.len(), Ordering::Relaxed);
+            if before > 0 && before + frame.len() > OUTBOUND_BYTES {
+                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                self.overflow.disconnect();
+                return Err(closed());
+            }
+            let length = frame.len();
+            self.outbound.try_send(frame).map_err(|error| {
+                self.queued.fetch_sub(length, Ordering::Relaxed);
+                if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                    self.overflow.disconnect();
+                }
+                closed()
             })
-        }
+        })();
+        std::future::ready(sent)
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {

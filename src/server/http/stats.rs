@@ -21,12 +21,14 @@ pub enum Rejection {
     TooManySessions,
     /// The server is shutting down (503).
     Draining,
-    /// The body could not be read (400).
+    /// The body could not be read (400), or did not arrive in time (408).
     BadRequest,
+    /// A session another token opened (404).
+    ForeignSession,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 8] = [
+    const ALL: [Rejection; 9] = [
         Rejection::Unauthorized,
         Rejection::ForbiddenHost,
         Rejection::ForbiddenOrigin,
@@ -35,6 +37,7 @@ impl Rejection {
         Rejection::TooManySessions,
         Rejection::Draining,
         Rejection::BadRequest,
+        Rejection::ForeignSession,
     ];
 
     /// The metric label.
@@ -48,6 +51,7 @@ impl Rejection {
             Rejection::TooManySessions => "too_many_sessions",
             Rejection::Draining => "shutting_down",
             Rejection::BadRequest => "bad_request",
+            Rejection::ForeignSession => "foreign_session",
         }
     }
 }

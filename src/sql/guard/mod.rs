@@ -14,6 +14,8 @@ use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+#[cfg(test)]
+mod fuzz;
 mod lexing;
 mod lists;
 mod walk;

@@ -319,11 +319,15 @@ pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
 
 /// Nesting of subqueries, parenthesised expressions and prefix operators the parser follows.
 const RECURSION_LIMIT: usize = 64;
-/// Stack each level of the syntax tree may need while it is parsed, walked or dropped, measured
-/// on debug builds (the larger frames) with room to spare.
-const STACK_PER_LEVEL: usize = 8 * 1024;
-/// Trees this shallow fit any thread's stack; deeper ones get a stack of their own.
-const SHALLOW: usize = 64;
+/// Stack each level of depth may need while the tree is parsed, walked or dropped: a level
+/// of parentheses can be a whole subquery, several frames in each walk. Measured on debug builds
+/// (the larger frames), with room to spare.
+const STACK_PER_LEVEL: usize = 16 * 1024;
+/// Stack the parser keeps free between the points where it can grow its stack.
+const PARSER_RED_ZONE: usize = 512 * 1024;
+static PARSER_STACK: std::sync::Once = std::sync::Once::new();
+/// Stack any statement may need besides its depth.
+const STACK_BASE: usize = 256 * 1024;
 
 /// Checks `sql` for `dialect` within `settings`; the only way to obtain a [`GuardedSql`].
 ///
@@ -366,13 +370,16 @@ pub fn check_with(
             limit: settings.max_depth,
         });
     }
-    let check_tree = || check_tree(sql, tokens, shape, dialect, settings);
-    if shape.depth <= SHALLOW {
-        check_tree()
-    } else {
-        let stack = (shape.depth + SHALLOW) * STACK_PER_LEVEL;
-        stacker::maybe_grow(stack, stack, check_tree)
-    }
+    PARSER_STACK.call_once(|| {
+        // sqlparser grows its stack in the functions it marks recursive when less than this is
+        // left; in between, its frames (large in debug builds) must fit in what remains.
+        recursive::set_minimum_stack_size(PARSER_RED_ZONE);
+    });
+    // Only a thread with less stack left than this statement may need pays for a new one.
+    let stack = STACK_BASE + shape.depth * STACK_PER_LEVEL;
+    stacker::maybe_grow(stack, stack, || {
+        check_tree(sql, tokens, shape, dialect, settings)
+    })
 }
 
 fn check_tree(
@@ -839,6 +846,42 @@ mod tests {
                 if let Err(error) = check(&sql, dialect) {
                     panic!("{separator:?} x {terms}: {error}");
                 }
+            }
+            // The deepest nesting the parser follows (subqueries, calls, CASE, CTEs): each
+            // level is several frames in every walk, and the deepest must pass on this stack.
+            let forms: [(Dialect, &str, &str, &str, &str); 4] = [
+                (Dialect::Postgres, "SELECT ", "(SELECT ", "1", ")"),
+                (Dialect::Sqlite, "SELECT ", "abs(", "1", ")"),
+                (
+                    Dialect::Mysql,
+                    "SELECT ",
+                    "CASE WHEN true THEN (",
+                    "1",
+                    ") END",
+                ),
+                (
+                    Dialect::Postgres,
+                    "",
+                    "WITH x AS (",
+                    "SELECT 1",
+                    ") SELECT * FROM x",
+                ),
+            ];
+            for (dialect, prefix, open, inner, close) in forms {
+                let nested = |levels: usize| {
+                    let mut sql = prefix.to_owned();
+                    sql.push_str(&open.repeat(levels));
+                    sql.push_str(inner);
+                    sql.push_str(&close.repeat(levels));
+                    sql
+                };
+                // Every level up to the limit and past it: each ends in a verdict, none in
+                // an overflow.
+                let passing = (1..RECURSION_LIMIT + 8)
+                    .filter(|levels| check(&nested(*levels), dialect).is_ok())
+                    .max()
+                    .unwrap_or(0);
+                assert!(passing >= 8, "{open}: only {passing} levels pass");
             }
             let minus = format!("SELECT {}1", "- ".repeat(near));
             assert_eq!(

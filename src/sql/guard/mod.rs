@@ -327,7 +327,7 @@ const STACK_PER_LEVEL: usize = 16 * 1024;
 const PARSER_RED_ZONE: usize = 512 * 1024;
 static PARSER_STACK: std::sync::Once = std::sync::Once::new();
 /// Stack any statement may need besides its depth.
-const STACK_BASE: usize = 256 * 1024;
+const STACK_BASE: usize = 1024 * 1024;
 
 /// Checks `sql` for `dialect` within `settings`; the only way to obtain a [`GuardedSql`].
 ///

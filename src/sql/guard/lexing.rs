@@ -153,11 +153,15 @@ pub(super) fn check_mysql_comments(sql: &str) -> Result<(), GuardError> {
         match byte {
             b'\'' | b'"' | b'`' => at = skip_quoted(bytes, at),
             b'#' => at = skip_line(bytes, at),
-            b'-' if bytes.get(at + 1) == Some(&b'-')
-                && bytes.get(at + 2).is_none_or(|b| *b <= b' ') =>
-            {
-                at = skip_line(bytes, at)
-            }
+            b'-' if bytes.get(at + 1) == Some(&b'-') => match bytes.get(at + 2) {
+                None | Some(b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) => {
+                    at = skip_line(bytes, at)
+                }
+                // Other control bytes, DEL and non-ASCII after `--`: servers and versions differ
+                // on whether a comment starts, so the statement would be read two ways.
+                Some(&b) if b < b' ' || b >= 0x7f => return Err(GuardError::UnusualComment),
+                Some(_) => at += 2,
+            },
             b'/' if bytes.get(at + 1) == Some(&b'*') => {
                 let body = &bytes[at + 2..];
                 let body = body

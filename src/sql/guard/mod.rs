@@ -221,9 +221,9 @@ pub enum GuardError {
         "optimizer hints (/*+ … */) are not allowed: they can lift the time limit; write the SQL without them"
     )]
     OptimizerHint,
-    /// A comment the database would end at a different place than the guard.
+    /// A comment the database could end at a different place than the guard.
     #[error(
-        "a '--' comment followed by a non-ASCII space is read differently by MySQL; put a plain space after '--'"
+        "'--' followed by a control or non-ASCII character is read differently by MySQL servers; put a plain space after '--'"
     )]
     UnusualComment,
     /// MySQL user variables persist on the pooled connection.
@@ -954,6 +954,14 @@ mod tests {
         allowed(Dialect::Mysql, "SELECT 1 -- a comment\n");
         allowed(Dialect::Mysql, "SELECT 1 --\ta comment\n");
         allowed(Dialect::Mysql, "SELECT 1 # a comment\n");
+        allowed(Dialect::Mysql, "SELECT 1--1");
+        assert_eq!(
+            refused(
+                Dialect::Mysql,
+                "SELECT 1 --\x7f'\n/*!50000 , SLEEP(1) */ -- '"
+            ),
+            GuardError::UnusualComment
+        );
         // PostgreSQL has no executable comments: a comment there is only a comment.
         allowed(Dialect::Postgres, "SELECT 1 /*! not run */");
     }

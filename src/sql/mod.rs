@@ -10,6 +10,7 @@ pub mod custom;
 pub mod demo;
 pub mod explore;
 pub mod format;
+pub mod gauges;
 pub mod guard;
 pub mod health;
 pub mod mysql;
@@ -55,6 +56,7 @@ pub fn tools(config: &Config) -> BuiltTools {
             Arc::new(schemas),
             Arc::new(parquet::OutputFiles::new(config.output_dir.clone())),
         ],
-        health: vec![Arc::new(health::WarehouseHealth(warehouses))],
+        health: vec![Arc::new(health::WarehouseHealth(Arc::clone(&warehouses)))],
+        gauges: vec![Arc::new(gauges::WarehousePools(warehouses))],
     })
 }

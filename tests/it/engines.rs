@@ -492,3 +492,48 @@ async fn pool_figures_are_served_at_metrics() {
     assert!(settled, "the gauges did not return to rest");
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn postgres_queries_keep_their_order_names_and_trailing_comments_under_the_row_check() {
+    // PostgreSQL queries run as a subquery whose rows are measured; the wrapping must not show.
+    let w = warehouses(&format!("{PG}/test"), "");
+    let warehouse = w.get(None).expect("warehouse");
+    for (sql, columns, expected) in [
+        (
+            "SELECT g AS a, g * 2 AS a FROM generate_series(1, 3) AS g ORDER BY 1 DESC; -- done",
+            vec!["a", "a"],
+            json!([[3, 6], [2, 4], [1, 2]]),
+        ),
+        (
+            "VALUES (1, 'x'), (2, 'y');\n",
+            vec!["column1", "column2"],
+            json!([[1, "x"], [2, "y"]]),
+        ),
+        ("SELECT 1 AS one -- no semicolon", vec!["one"], json!([[1]])),
+    ] {
+        let guarded = datamcp::sql::guard::check(sql, warehouse.dialect())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let ctx = CallContext::new(
+            "test".into(),
+            Duration::from_secs(20),
+            CancellationToken::new(),
+            None,
+        );
+        let result = warehouse
+            .query(
+                &guarded,
+                &[],
+                ReadLimits {
+                    rows: 100,
+                    bytes: 1 << 20,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, columns, "{sql}");
+        assert_eq!(json!(result.rows), expected, "{sql}");
+    }
+    w.close().await;
+}

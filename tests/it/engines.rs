@@ -174,6 +174,19 @@ async fn postgres_session_state_does_not_reach_the_next_caller() {
         "the second call ran on the same connection"
     );
     assert_eq!(seen[0][0], 0, "caller B holds caller A's advisory lock");
+
+    // A read cut at max_rows leaves a usable connection behind: the rest is drained, not lost.
+    let cut = run(
+        &w,
+        "SELECT g FROM generate_series(1, 1000) AS g",
+        &[],
+        1 << 20,
+    )
+    .await
+    .expect("capped read");
+    assert!(cut.truncated && cut.rows.len() == 100);
+    let after = rows(&w, "SELECT pg_backend_pid()").await;
+    assert_eq!(after[0][0], taken[0][1], "the connection was kept");
     w.close().await;
 }
 

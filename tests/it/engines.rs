@@ -157,6 +157,13 @@ async fn mysql_sessions_read_strings_as_the_guard_does_whatever_the_server_defau
 #[tokio::test]
 async fn postgres_session_state_does_not_reach_the_next_caller() {
     let w = warehouses(&format!("{PG}/test"), "max_connections = 1");
+    // What sqlx and datamcp set at startup, which RESET ALL must keep.
+    let startup = "SELECT current_setting('TimeZone'), current_setting('DateStyle'), \
+                   current_setting('extra_float_digits'), current_setting('application_name'), \
+                   current_setting('standard_conforming_strings'), \
+                   current_setting('default_transaction_read_only')";
+    let before = rows(&w, startup).await;
+    assert_eq!(before[0][3], "datamcp");
     let lock = 4_000_000_000_i64 + i64::from(std::process::id());
     let taken = rows(
         &w,
@@ -187,6 +194,11 @@ async fn postgres_session_state_does_not_reach_the_next_caller() {
     assert!(cut.truncated && cut.rows.len() == 100);
     let after = rows(&w, "SELECT pg_backend_pid()").await;
     assert_eq!(after[0][0], taken[0][1], "the connection was kept");
+    assert_eq!(
+        rows(&w, startup).await,
+        before,
+        "the reset changed a startup setting"
+    );
     w.close().await;
 }
 
@@ -549,4 +561,42 @@ async fn postgres_queries_keep_their_order_names_and_trailing_comments_under_the
         assert_eq!(json!(result.rows), expected, "{sql}");
     }
     w.close().await;
+}
+
+#[tokio::test]
+async fn a_full_sqlite_pool_says_so_too() {
+    let url = format!("sqlite://{}", demo_db().display());
+    let w = std::sync::Arc::new(warehouses(
+        &url,
+        "max_connections = 1\nconnect_timeout_ms = 300",
+    ));
+    let stop = CancellationToken::new();
+    let endless = {
+        let (w, stop) = (std::sync::Arc::clone(&w), stop.clone());
+        tokio::spawn(async move {
+            let warehouse = w.get(None).expect("warehouse");
+            let ctx = CallContext::new("endless".into(), Duration::from_secs(20), stop, None);
+            let sql = GuardedSql::bypassing_the_guard_in_tests(ENDLESS, warehouse.dialect());
+            warehouse
+                .query(&sql, &[], ReadLimits::rows(1), &ctx)
+                .await
+                .map(|_| ())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let error = run(&w, "SELECT 1", &[], 1 << 20)
+        .await
+        .expect_err("the only connection is busy");
+    stop.cancel();
+    let message = error.to_string();
+    assert!(
+        message.starts_with("all 1 connections of warehouse 'w' are busy; waited 300 ms"),
+        "{message}"
+    );
+    assert!(!error.is_transient(), "{message}");
+    assert!(
+        endless.await.expect("task").is_err(),
+        "the endless query was cancelled"
+    );
+    assert_eq!(rows(&w, "SELECT 1").await, json!([[1]]));
 }

@@ -284,12 +284,12 @@ async fn a_refused_port_fails_fast_without_retries() {
 async fn a_full_pool_says_so_instead_of_blaming_the_server() {
     let w = std::sync::Arc::new(warehouses(
         &format!("{PG}/test"),
-        "max_connections = 4\nconnect_timeout_ms = 500",
+        "max_connections = 4\nconnect_timeout_ms = 1000",
     ));
     let calls: Vec<_> = (0..16)
         .map(|_| {
             let w = std::sync::Arc::clone(&w);
-            tokio::spawn(async move { run(&w, "SELECT pg_sleep(1.5)", &[], 1 << 20).await })
+            tokio::spawn(async move { run(&w, "SELECT pg_sleep(3)", &[], 1 << 20).await })
         })
         .collect();
     let mut finished = 0;

@@ -57,6 +57,9 @@ pub fn registry(config: &Config) -> Result<Registry, BuildError> {
         for check in offer.health {
             registry.register_health_check(check);
         }
+        for source in offer.gauges {
+            registry.register_gauges(source);
+        }
     }
     registry.check_policy_targets()?;
     Ok(registry)

@@ -197,11 +197,11 @@ pub fn privileged_refusal(check: &AccountCheck, postgres: bool) -> String {
     };
     let create = if postgres {
         format!(
-            "CREATE ROLE datamcp_reader LOGIN PASSWORD '…'; GRANT CONNECT ON DATABASE \"{database}\" TO datamcp_reader; GRANT USAGE ON SCHEMA public TO datamcp_reader; GRANT SELECT ON ALL TABLES IN SCHEMA public TO datamcp_reader; (the last two once per schema to expose)"
+            "CREATE ROLE datamcp_reader LOGIN PASSWORD '…'; GRANT CONNECT ON DATABASE \"{database}\" TO datamcp_reader; GRANT USAGE ON SCHEMA public TO datamcp_reader; GRANT SELECT ON ALL TABLES IN SCHEMA public TO datamcp_reader (the last two once per schema to expose)"
         )
     } else {
         format!(
-            "CREATE USER 'datamcp_reader'@'%' IDENTIFIED BY '…'; GRANT SELECT ON `{database}`.* TO 'datamcp_reader'@'%';"
+            "CREATE USER 'datamcp_reader'@'%' IDENTIFIED BY '…'; GRANT SELECT ON `{database}`.* TO 'datamcp_reader'@'%'"
         )
     };
     let user = if check.user.is_empty() {
@@ -210,7 +210,7 @@ pub fn privileged_refusal(check: &AccountCheck, postgres: bool) -> String {
         &check.user
     };
     format!(
-        "the account {user} is privileged ({}): those powers reach past any read-only session, so datamcp does not use it. Connect with a read-only account, e.g. {create} Or, accepting the risk, set allow_privileged_account = true for this warehouse",
+        "the account {user} is privileged ({}): those powers reach past any read-only session, so datamcp does not use it. Connect with a read-only account, e.g. {create}; or, accepting the risk, set allow_privileged_account = true for this warehouse",
         check.privileges.join(", ")
     )
 }

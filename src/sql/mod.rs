@@ -11,6 +11,7 @@ pub mod demo;
 pub mod explore;
 pub mod format;
 pub mod function_check;
+pub mod gauges;
 pub mod guard;
 pub mod health;
 pub mod mysql;
@@ -59,6 +60,7 @@ pub fn tools(config: &Config) -> BuiltTools {
                 config.output_max_bytes,
             )),
         ],
-        health: vec![Arc::new(health::WarehouseHealth(warehouses))],
+        health: vec![Arc::new(health::WarehouseHealth(Arc::clone(&warehouses)))],
+        gauges: vec![Arc::new(gauges::WarehousePools(warehouses))],
     })
 }

@@ -49,6 +49,8 @@ pub struct MysqlEngine {
     pool: ServerPool<MySql>,
     place: String,
     mariadb: OnceCell<bool>,
+    /// The default database the URL names, which every connection must keep.
+    database: Option<String>,
 }
 
 /// `sql_mode` flags that change how strings and quotes are lexed: the guard reads backslash
@@ -106,6 +108,7 @@ impl MysqlEngine {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
+        let database = options.get_database().map(str::to_owned);
         let address = match options.get_socket() {
             Some(_) => None,
             None => Some((options.get_host().to_owned(), options.get_port())),
@@ -128,6 +131,7 @@ impl MysqlEngine {
             },
             place,
             mariadb: OnceCell::new(),
+            database,
         })
     }
 
@@ -235,24 +239,29 @@ impl MysqlEngine {
         }
         // Named locks (GET_LOCK) and LAST_INSERT_ID(x) outlive the transaction; both are reset
         // in the round trip the ROLLBACK costs anyway. User variables cannot be unset, only
-        // found: a connection holding any is closed.
+        // found, and a changed default database or sql_mode is cheaper to find than to undo:
+        // a connection holding any of them is closed.
         let reset = if mariadb {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT count(*) FROM information_schema.USER_VARIABLES"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT (SELECT count(*) FROM information_schema.USER_VARIABLES), DATABASE(), @@SESSION.sql_mode"
         } else {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED)"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED), DATABASE(), @@SESSION.sql_mode"
         };
-        let variables: i64 = sqlx::raw_sql(reset)
+        let state = sqlx::raw_sql(reset)
             .fetch_all(&mut *conn)
             .await?
-            .last()
-            .ok_or_else(|| sqlx::Error::Protocol("no reset result".into()))?
-            .try_get(0)?;
+            .pop()
+            .ok_or_else(|| sqlx::Error::Protocol("no reset result".into()))?;
+        let variables: i64 = state.try_get(0)?;
+        let database: Option<String> = state.try_get(1)?;
+        let mode: String = state.try_get(2)?;
         let may_hold_variables = if mariadb {
             variables > 0
         } else {
             sql.text().contains('@')
         };
-        session.clean = !may_hold_variables;
+        session.clean = !may_hold_variables
+            && database.as_deref() == self.database.as_deref()
+            && lexing_safe_sql_mode(&mode).is_none();
         Ok(rows)
     }
 }

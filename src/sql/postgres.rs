@@ -7,8 +7,8 @@
 //! protocol (which accepts exactly one statement); the ROLLBACK travels with
 //! `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or setting outlives the
 //! call. Rows are read through a cursor, so a capped read fetches `max_rows + 1` rows instead of
-//! streaming the whole result, and the cursor's query refuses, on the server, any row whose text
-//! form exceeds the call's byte budget: a huge value is never sent. When the call is cancelled
+//! streaming the whole result, and the cursor's query refuses, on the server, any row larger than
+//! the call's byte budget: a huge computed value is never sent. When the call is cancelled
 //! or its deadline passes, a watcher asks the server to cancel the backend's query, and the
 //! connection is closed rather than returned to the pool.
 
@@ -237,29 +237,73 @@ fn row_values(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
         .collect()
 }
 
-/// The prefix of the error the cursor's query raises for a row over the byte budget.
-const TOO_LARGE_MARK: &str = "datamcp: row of ";
+/// The start of the error the cursor's query raises for a row over the byte budget.
+const TOO_LARGE_MARK: &str = "datamcp: a row over the byte budget";
 
-/// The cursor's query: the guarded statement as a subquery whose rows are checked, on the
-/// server, against the byte budget before any is sent. The check casts each fetched row to text
-/// (about what the binary send costs anyway) and fails the statement with a recognisable
-/// message; a constant in that branch would be folded at plan time and fail every query.
+/// The cursor's query: the guarded statement as a subquery whose rows are measured, on the
+/// server, before any is sent; a row over `budget` bytes fails the statement with a
+/// recognisable message. `OFFSET 0` keeps the planner from pulling the subquery up, which
+/// would compute each value once more per reference. The error's text depends on the session
+/// (a stable function) because a constant there would be folded at plan time and fail every
+/// query. The newline before the closing parenthesis ends a trailing `--` comment.
+///
+/// `pg_column_size` counts a stored value as it is stored, compressed or not; values a query
+/// computes, the way to make a huge one from nothing, are counted at full size.
 fn within_budget(sql: &str, budget: usize) -> String {
-    let body = sql.trim_end().trim_end_matches(';').trim_end();
+    let body = without_trailing_semicolons(sql);
     format!(
-        "SELECT datamcp_q.* FROM (\n{body}\n) AS datamcp_q \
-         WHERE CASE WHEN octet_length(datamcp_q::text) <= {budget} THEN true \
-         ELSE ('{TOO_LARGE_MARK}' || octet_length(datamcp_q::text) || ' bytes')::int IS NULL END"
+        "SELECT datamcp_q.* FROM (SELECT * FROM (\n{body}\n) AS datamcp_i OFFSET 0) AS datamcp_q \
+         WHERE CASE WHEN pg_column_size(datamcp_q.*) <= {budget} THEN true \
+         ELSE ('{TOO_LARGE_MARK} of {budget} bytes in session ' || pg_backend_pid())::int IS NULL END"
     )
+}
+
+/// `sql` up to its first trailing `;`, so it can stand inside parentheses: `SELECT 1; -- done`
+/// is one statement to the server, but `(SELECT 1; -- done\n)` would not be. Semicolons inside
+/// strings or comments are tokens of those, not statement ends.
+fn without_trailing_semicolons(sql: &str) -> &str {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
+        return sql;
+    };
+    let mut first_trailing = None;
+    for token in tokens.iter().rev() {
+        match token.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => first_trailing = Some(token.span.start),
+            _ => break,
+        }
+    }
+    let Some(at) = first_trailing else {
+        return sql;
+    };
+    // The location counts lines from 1 and characters within the line from 1.
+    let (mut line, mut column) = (1, 1);
+    for (offset, c) in sql.char_indices() {
+        if line == at.line && column == at.column {
+            return &sql[..offset];
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    sql
 }
 
 /// The server's refusal of a row over the budget, as [`TooLarge`]; other errors unchanged.
 fn too_large(error: sqlx::Error, budget: usize) -> EngineError {
     if let sqlx::Error::Database(db) = &error
-        && let Some(rest) = db.message().split(TOO_LARGE_MARK).nth(1)
+        && db.message().contains(TOO_LARGE_MARK)
     {
-        let bytes = rest.split(' ').next().and_then(|n| n.parse::<usize>().ok());
-        return TooLarge { bytes, budget }.into();
+        return TooLarge {
+            bytes: None,
+            budget,
+        }
+        .into();
     }
     error.into()
 }
@@ -426,5 +470,20 @@ pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> 
             }
         }
         other => super::session::explain_engine_error(other, name, place),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_trailing_semicolons as cut;
+
+    #[test]
+    fn trailing_semicolons_and_what_follows_them_are_cut_and_nothing_else() {
+        assert_eq!(cut("SELECT 1"), "SELECT 1");
+        assert_eq!(cut("SELECT 1;"), "SELECT 1");
+        assert_eq!(cut("SELECT 1 ; ;\n"), "SELECT 1 ");
+        assert_eq!(cut("SELECT 1; -- done"), "SELECT 1");
+        assert_eq!(cut("SELECT 'a;'\n  ;/* x; */"), "SELECT 'a;'\n  ");
+        assert_eq!(cut("SELECT 'é;' -- ;"), "SELECT 'é;' -- ;");
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::catalog;
 use super::guard::{self, Dialect};
+use super::query::{DEFAULT_MAX_BYTES, MAX_BYTES_LIMIT};
 use super::types::ReadLimits;
 use super::warehouse::{Warehouse, Warehouses};
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
@@ -32,6 +33,10 @@ pub struct ProfileParams {
     /// How many most common values to report per column (default 5, 0 for none).
     #[schemars(range(max = 50))]
     pub top: Option<u32>,
+    /// Stop once the profile reaches about this many bytes of JSON (default 1 MiB), as
+    /// `sql_query` does; `truncated` tells whether columns or top values were left out.
+    #[schemars(range(min = 1024, max = 67_108_864))]
+    pub max_bytes: Option<u32>,
     /// Warehouse (default: the first configured one).
     pub warehouse: Option<String>,
 }
@@ -76,6 +81,8 @@ pub struct ProfileOutput {
     pub row_count: i64,
     /// One profile per column.
     pub columns: Vec<ColumnProfile>,
+    /// True when the byte budget left columns or top values out: the profile is incomplete.
+    pub truncated: bool,
 }
 
 /// `sql_profile`.
@@ -104,14 +111,18 @@ fn comparable(dialect: Dialect, type_name: &str) -> bool {
 async fn run(
     warehouse: &Warehouse,
     sql: &str,
+    bytes: usize,
     ctx: &CallContext,
 ) -> Result<Vec<Vec<Value>>, ToolError> {
     let guarded = guard::check(sql, warehouse.dialect())
         .map_err(|e| ToolError::Internal(format!("a profile query was refused: {e}")))?;
-    Ok(warehouse
-        .query(&guarded, &[], ReadLimits::rows(100), ctx)
-        .await?
-        .rows)
+    let limits = ReadLimits { rows: 100, bytes };
+    Ok(warehouse.query(&guarded, &[], limits, ctx).await?.rows)
+}
+
+/// About how many bytes `value` adds to the answer as JSON.
+fn json_bytes<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
 }
 
 impl Tool for Profile {
@@ -134,6 +145,11 @@ impl Tool for Profile {
     ) -> Result<ProfileOutput, ToolError> {
         let warehouse = self.warehouses.get(params.warehouse.as_deref())?;
         let dialect = warehouse.dialect();
+        let budget = params
+            .max_bytes
+            .unwrap_or(DEFAULT_MAX_BYTES)
+            .clamp(1024, MAX_BYTES_LIMIT) as usize;
+        let mut truncated = false;
         // The source and its columns: a table's columns come from the catalog, a query's from
         // running it for one row, so only names the database reported are ever quoted in.
         let (source, columns): (String, Vec<(String, String)>) = match (&params.table, &params.sql)
@@ -175,9 +191,11 @@ impl Tool for Profile {
                         "`sql` must be a query".to_owned(),
                     ));
                 }
-                let shape = warehouse
-                    .query(&query, &[], ReadLimits::rows(1), ctx)
-                    .await?;
+                let limits = ReadLimits {
+                    rows: 1,
+                    bytes: budget,
+                };
+                let shape = warehouse.query(&query, &[], limits, ctx).await?;
                 let body = query.text().trim().trim_end_matches(';').to_owned();
                 let columns = shape
                     .columns
@@ -236,6 +254,7 @@ impl Tool for Profile {
         let stats = run(
             warehouse,
             &format!("SELECT {} FROM {source}", select.join(", ")),
+            budget,
             ctx,
         )
         .await?;
@@ -252,6 +271,7 @@ impl Tool for Profile {
         let row_count = number(values.next());
         let top = params.top.unwrap_or(5) as usize;
         let mut profiles = Vec::with_capacity(columns.len());
+        let mut used = json_bytes(&row_count) + 64;
         for (name, type_name) in columns {
             let non_null = number(values.next());
             let (distinct, min, max) = if comparable(dialect, type_name) {
@@ -259,19 +279,27 @@ impl Tool for Profile {
             } else {
                 (None, None, None)
             };
-            let top_values = if top > 0 && comparable(dialect, type_name) {
+            let left = budget.saturating_sub(used);
+            let top_values = if top > 0 && comparable(dialect, type_name) && left >= 1024 {
                 let c = quote(dialect, name);
                 let sql = format!(
                     "SELECT {c}, count(*) AS datamcp_count FROM {source} WHERE {c} IS NOT NULL GROUP BY {c} ORDER BY datamcp_count DESC, {c} LIMIT {top}"
                 );
-                run(warehouse, &sql, ctx)
-                    .await?
-                    .into_iter()
-                    .map(|mut row| TopValue {
-                        count: number(row.pop()),
-                        value: row.pop().unwrap_or(Value::Null),
-                    })
-                    .collect()
+                match run(warehouse, &sql, left, ctx).await {
+                    Ok(rows) => rows
+                        .into_iter()
+                        .map(|mut row| TopValue {
+                            count: number(row.pop()),
+                            value: row.pop().unwrap_or(Value::Null),
+                        })
+                        .collect(),
+                    // One value over what is left of the budget: this column goes without.
+                    Err(ToolError::InvalidArguments(_)) => {
+                        truncated = true;
+                        Vec::new()
+                    }
+                    Err(other) => return Err(other),
+                }
             } else {
                 Vec::new()
             };
@@ -281,7 +309,7 @@ impl Tool for Profile {
                 format!("profiled column {name}"),
             );
             let nulls = row_count - non_null;
-            profiles.push(ColumnProfile {
+            let profile = ColumnProfile {
                 name: name.clone(),
                 r#type: type_name.clone(),
                 nulls,
@@ -294,12 +322,27 @@ impl Tool for Profile {
                 min,
                 max,
                 top_values,
-            });
+            };
+            let size = json_bytes(&profile);
+            if used + size > budget {
+                truncated = true;
+                break;
+            }
+            used += size;
+            profiles.push(profile);
+        }
+        if truncated {
+            ctx.warn(format!(
+                "the profile reached its {budget}-byte budget: {} of {} columns are profiled and some top values may be missing; name fewer columns, lower top, or raise max_bytes",
+                profiles.len(),
+                columns.len()
+            ));
         }
         Ok(ProfileOutput {
             warehouse: warehouse.name().to_owned(),
             row_count,
             columns: profiles,
+            truncated,
         })
     }
 

@@ -335,7 +335,7 @@ pub fn explain_engine_error(
         }
         sqlx::Error::PoolTimedOut => ToolError::Upstream {
             message: format!(
-                "warehouse '{name}' ({place}) accepts connections but none was ready within the connect timeout. Check that the server is healthy and not overloaded"
+                "warehouse '{name}' ({place}): no connection could be made within the connect timeout. Check that the server runs, accepts connections from this host and is not overloaded"
             ),
             transient: true,
         },

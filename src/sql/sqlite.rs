@@ -69,9 +69,14 @@ struct IdleConnection {
 /// What went wrong, before the warehouse adds its name and advice.
 #[derive(Debug, thiserror::Error)]
 pub enum SqliteError {
-    /// No connection became free in time.
-    #[error("no connection became free in {0:?}")]
-    PoolTimeout(Duration),
+    /// Every connection stayed busy for the whole wait.
+    #[error("all {max} connections stayed busy for {waited:?}")]
+    PoolTimeout {
+        /// The pool's size.
+        max: u32,
+        /// How long the call waited.
+        waited: Duration,
+    },
     /// The engine failed or refused.
     #[error(transparent)]
     Engine(#[from] rusqlite::Error),
@@ -125,7 +130,10 @@ impl SqlitePool {
         .await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
         let permit = permit
-            .map_err(|_| SqliteError::PoolTimeout(self.settings.acquire_timeout))?
+            .map_err(|_| SqliteError::PoolTimeout {
+                max: self.settings.max_connections.max(1),
+                waited: self.settings.acquire_timeout,
+            })?
             .map_err(|e| SqliteError::Thread(e.to_string()))?;
         let idle = self.take_idle();
         let settings = self.settings.clone();
@@ -414,12 +422,13 @@ fn to_sqlite(value: &Value) -> rusqlite::types::Value {
 pub fn explain(error: SqliteError, name: &str, place: &str) -> ToolError {
     use rusqlite::ErrorCode;
     match error {
-        SqliteError::PoolTimeout(waited) => ToolError::Upstream {
+        // The call has already waited the whole connect timeout; a retry would wait again.
+        SqliteError::PoolTimeout { max, waited } => ToolError::Upstream {
             message: format!(
-                "warehouse '{name}': no connection became free in {} ms; the warehouse is overloaded or max_connections is too low",
+                "all {max} connections of warehouse '{name}' are busy; waited {} ms; raise max_connections or retry later",
                 waited.as_millis()
             ),
-            transient: true,
+            transient: false,
         },
         SqliteError::Thread(message) => ToolError::Internal(message),
         SqliteError::TooLarge(too_large) => ToolError::InvalidArguments(too_large.to_string()),

@@ -10,6 +10,7 @@
 //! other way round, and `server/` translates between it and the protocol.
 
 pub mod context;
+pub mod gauges;
 pub mod health;
 pub mod metrics;
 pub mod policy;
@@ -144,6 +145,8 @@ pub struct KindOffer {
     pub resources: Vec<Arc<dyn resources::ResourceProvider>>,
     /// Readiness checks of the systems behind the kind's tools.
     pub health: Vec<Arc<dyn health::HealthCheck>>,
+    /// Gauges of the systems behind the kind's tools, for `/metrics`.
+    pub gauges: Vec<Arc<dyn gauges::GaugeSource>>,
 }
 
 /// What a tool kind builds from the config: its offer, or what in the config makes it unusable.

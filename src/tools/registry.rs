@@ -117,6 +117,7 @@ pub struct Registry {
     tools: RwLock<Tools>,
     resources: RwLock<Providers>,
     health: RwLock<Vec<Arc<dyn HealthCheck>>>,
+    gauges: RwLock<Vec<Arc<dyn super::gauges::GaugeSource>>>,
 }
 
 #[derive(Default)]
@@ -140,6 +141,7 @@ impl Registry {
             tools: RwLock::default(),
             resources: RwLock::default(),
             health: RwLock::default(),
+            gauges: RwLock::default(),
         }
     }
 
@@ -196,6 +198,16 @@ impl Registry {
     /// Adds a readiness check.
     pub fn register_health_check(&self, check: Arc<dyn HealthCheck>) {
         write(&self.health).push(check);
+    }
+
+    /// Adds a source of gauges.
+    pub fn register_gauges(&self, source: Arc<dyn super::gauges::GaugeSource>) {
+        write(&self.gauges).push(source);
+    }
+
+    /// Every source of gauges.
+    pub fn gauge_sources(&self) -> Vec<Arc<dyn super::gauges::GaugeSource>> {
+        read(&self.gauges).clone()
     }
 
     /// Asks every backing system whether it answers.

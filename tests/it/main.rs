@@ -6,6 +6,7 @@ mod support;
 mod accounts;
 mod cli;
 mod custom_tools;
+mod engines;
 mod errors;
 mod explore;
 mod garbage;

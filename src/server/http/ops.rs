@@ -278,6 +278,9 @@ fn render(shared: &Shared) -> String {
         );
     }
 
+    out.push_str(&crate::tools::gauges::exposition(
+        &shared.server.registry().gauge_sources(),
+    ));
     header(
         &mut out,
         "datamcp_build_info",

@@ -451,7 +451,7 @@ pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> 
                     transient: false,
                 },
                 // serialization_failure, deadlock_detected, admin/crash shutdown, cannot_connect_now
-                "40001" | "40P01" | "57P01" | "57P02" | "57P03" => ToolError::Upstream {
+                "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" => ToolError::Upstream {
                     message: format!(
                         "warehouse '{name}' could not run the query now ({message}); try again"
                     ),

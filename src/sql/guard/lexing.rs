@@ -159,7 +159,7 @@ pub(super) fn check_mysql_comments(sql: &str) -> Result<(), GuardError> {
                 }
                 // Other control bytes, DEL and non-ASCII after `--`: servers and versions differ
                 // on whether a comment starts, so the statement would be read two ways.
-                Some(&b) if b < b' ' || b >= 0x7f => return Err(GuardError::UnusualComment),
+                Some(&b) if !(b' '..0x7f).contains(&b) => return Err(GuardError::UnusualComment),
                 Some(_) => at += 2,
             },
             b'/' if bytes.get(at + 1) == Some(&b'*') => {

@@ -92,12 +92,13 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Whether the config vouches for `function` as called: `name` allows unqualified calls,
+    /// `schema.name` calls naming that schema.
     fn allows(&self, function: &FunctionName) -> bool {
-        let qualified = function.to_string();
-        self.allowed_functions.iter().any(|allowed| {
-            allowed.eq_ignore_ascii_case(&qualified)
-                || (!allowed.contains('.') && allowed.eq_ignore_ascii_case(&function.name))
-        })
+        let called = function.to_string();
+        self.allowed_functions
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&called))
     }
 }
 
@@ -1107,6 +1108,14 @@ mod tests {
         )
         .expect("allowed");
         assert!(pg.functions_for_the_catalog().is_empty());
+        // An unqualified entry does not vouch for a same-named function of another schema.
+        let other = check_with(
+            "SELECT other.lower(name) FROM t",
+            Dialect::Postgres,
+            &configured,
+        )
+        .expect("left to the catalog");
+        assert_eq!(other.functions_for_the_catalog().len(), 1);
         // The config never lifts the functions that are never allowed.
         let reckless = Settings {
             allowed_functions: vec!["pg_sleep".into()],

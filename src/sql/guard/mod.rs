@@ -352,8 +352,10 @@ pub fn check_with(
     if dialect == Dialect::Mysql {
         lexing::check_mysql_comments(sql)?;
     }
-    let tokens = Tokenizer::new(dialect.parser_dialect(), sql)
-        .tokenize_with_location()
+    // Sized for a typical statement's tokens, so the buffer is not copied as it grows.
+    let mut tokens = Vec::with_capacity(sql.len() / 3 + 8);
+    Tokenizer::new(dialect.parser_dialect(), sql)
+        .tokenize_with_location_into_buf(&mut tokens)
         .map_err(|e| GuardError::Parse {
             dialect: dialect.name(),
             message: e.to_string(),

@@ -18,4 +18,5 @@ mod http_streamable;
 mod mysql;
 mod policies;
 mod postgres;
+mod protocol;
 mod stdio;

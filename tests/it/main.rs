@@ -16,6 +16,7 @@ mod http_security;
 mod http_sse;
 mod http_streamable;
 mod mysql;
+mod output_files;
 mod policies;
 mod postgres;
 mod protocol;

@@ -138,3 +138,19 @@ async fn over_stdio_the_local_user_reads_its_files() {
     assert!(readable(&client, &uri).await);
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn without_tokens_a_file_belongs_to_the_session_that_wrote_it() {
+    let sandbox = Sandbox::new("");
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let first = connect_http(&server.url("/mcp"), None).await;
+    let second = connect_http(&server.url("/mcp"), None).await;
+    let (uri, _) = write_file(&first, 20).await;
+    assert!(readable(&first, &uri).await);
+    assert!(
+        !readable(&second, &uri).await,
+        "another session read the file"
+    );
+    first.cancel().await.expect("close");
+    second.cancel().await.expect("close");
+}

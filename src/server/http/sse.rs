@@ -40,7 +40,7 @@ use crate::server::jsonrpc;
 /// Messages a session holds for a client that is not reading before it is disconnected.
 const OUTBOUND_CAPACITY: usize = 64;
 /// Bytes a session holds for a client that is not reading before it is disconnected.
-const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+const OUTBOUND_BYTES: usize = 4 * 1024 * 1024;
 /// Messages a session buffers from the client before `POST /message` waits.
 const INBOUND_CAPACITY: usize = 32;
 /// How often an idle stream carries a comment, which keeps proxies from closing it and finds

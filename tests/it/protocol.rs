@@ -195,3 +195,26 @@ async fn over_streamable_http_a_reused_id_is_refused_and_bad_params_get_32602() 
         assert_eq!(answer[0]["id"], bad["id"]);
     }
 }
+
+#[tokio::test]
+async fn over_sse_a_reused_id_is_refused_and_the_first_request_still_answered() {
+    let sandbox = Sandbox::new("[tools.sql_query]\ncache_ttl_ms = 0\ntimeout_ms = 60000\n");
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let mut sse = crate::http_sse::SseClient::open(&server.base, None).await;
+    sse.initialize().await;
+    sse.post(call_message(7, SLOW)).await;
+    assert!(
+        server.calls_in_flight_become(1.0).await,
+        "the first call never started"
+    );
+    sse.post(call_message(7, "SELECT 1")).await;
+    let refusal = sse.next().await.expect("an answer");
+    assert_eq!(refusal["id"], 7);
+    assert_eq!(refusal["error"]["code"], -32600, "{refusal}");
+    let answer = sse.next().await.expect("the first answer");
+    assert_eq!(answer["id"], 7);
+    assert_eq!(
+        answer["result"]["structuredContent"]["rows"],
+        json!([[2000000]])
+    );
+}

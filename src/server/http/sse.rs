@@ -35,7 +35,7 @@ use super::Shared;
 use super::connections::Disconnect;
 use super::sessions::SessionTicket;
 use crate::server::audit::Caller;
-use crate::server::jsonrpc;
+use crate::server::jsonrpc::{self, InFlight};
 
 /// Messages a session holds for a client that is not reading before it is disconnected.
 const OUTBOUND_CAPACITY: usize = 64;
@@ -125,6 +125,7 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
     let transport = ChannelTransport {
         inbound: inbound_rx,
         outbound: outbound_tx,
+        in_flight: InFlight::default(),
         queued: Arc::clone(&queued),
         overflow: Overflow {
             session: cancel.clone(),
@@ -310,6 +311,7 @@ impl EventStream {
 struct ChannelTransport {
     inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     outbound: mpsc::Sender<Bytes>,
+    in_flight: InFlight,
     queued: Arc<AtomicUsize>,
     overflow: Overflow,
 }
@@ -355,36 +357,51 @@ impl Transport<RoleServer> for ChannelTransport {
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        // rmcp sends each message from its own task, so waiting here for room would only move
-        // the pile-up into those tasks; a full queue ends the session instead.
-        let sent = (|| {
-            let frame = frame(&item).map_err(std::io::Error::other)?;
-            let closed =
-                || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed");
-            let before = self.queued.fetch_add(frame.len(), Ordering::Relaxed);
-            if before > 0 && before + frame.len() > OUTBOUND_BYTES {
-                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                self.overflow.disconnect();
-                return Err(closed());
-            }
-            let length = frame.len();
-            self.outbound.try_send(frame).map_err(|error| {
-                self.queued.fetch_sub(length, Ordering::Relaxed);
-                if matches!(error, mpsc::error::TrySendError::Full(_)) {
-                    self.overflow.disconnect();
-                }
-                closed()
-            })
-        })();
+        self.in_flight.answered(&item);
+        let sent = self.queue(&item);
         std::future::ready(sent)
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        self.inbound.recv().await.map(|message| *message)
+        loop {
+            let message = *self.inbound.recv().await?;
+            match self.in_flight.claim(&message) {
+                Ok(()) => return Some(message),
+                // The refusal goes out on the stream like any answer.
+                Err((error, id)) => {
+                    let _ = self.queue(&TxJsonRpcMessage::<RoleServer>::error(error, id));
+                }
+            }
+        }
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.inbound.close();
         Ok(())
+    }
+}
+
+impl ChannelTransport {
+    /// Queues a message for the stream. rmcp sends each message from its own task, so waiting
+    /// here for room would only move the pile-up into those tasks; a full queue ends the
+    /// session instead.
+    fn queue(&self, item: &ServerJsonRpcMessage) -> std::io::Result<()> {
+        let frame = frame(item).map_err(std::io::Error::other)?;
+        let closed =
+            || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed");
+        let length = frame.len();
+        let before = self.queued.fetch_add(length, Ordering::Relaxed);
+        if before > 0 && before + length > OUTBOUND_BYTES {
+            self.queued.fetch_sub(length, Ordering::Relaxed);
+            self.overflow.disconnect();
+            return Err(closed());
+        }
+        self.outbound.try_send(frame).map_err(|error| {
+            self.queued.fetch_sub(length, Ordering::Relaxed);
+            if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                self.overflow.disconnect();
+            }
+            closed()
+        })
     }
 }

@@ -1,9 +1,9 @@
-//! End-to-end benchmark of the release binary over real stdio, plus the SQL guard in process.
+//! End-to-end benchmark of the release binary over real stdio.
 //!
 //! Run with `cargo bench --bench stdio`. It reports: cold start to the `initialize` response;
 //! `tools/call sql_query SELECT 1` round trips (p50, p99) and the server's CPU time per call,
 //! with and without the result cache; a 10,000-row `SELECT * FROM orders` (time and bytes);
-//! the server's peak RSS; and guard throughput per dialect on one core.
+//! and the server's peak RSS. The guard has its own bench (`benches/guard.rs`).
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
 mod common;
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use datamcp::sql::guard::{self, Dialect};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_datamcp");
@@ -226,60 +225,13 @@ fn big_result(dir: &Path, config: &Path) -> u64 {
     server.peak_rss_kib()
 }
 
-const ANALYTICS: &[&str] = &[
-    "SELECT 1",
-    "SELECT id, name, email FROM customers WHERE country = 'DE' ORDER BY signup_date DESC LIMIT 20",
-    "SELECT status, count(*) AS n, sum(total) AS revenue FROM orders GROUP BY status ORDER BY revenue DESC",
-    "SELECT c.country, date(o.ordered_at) AS day, sum(o.total) FROM orders o JOIN customers c ON c.id = o.customer_id \
-     WHERE o.ordered_at >= '2024-01-01' AND o.status NOT IN ('cancelled', 'returned') GROUP BY 1, 2 HAVING sum(o.total) > 1000",
-    "WITH monthly AS (SELECT strftime('%Y-%m', ordered_at) AS month, sum(total) AS revenue FROM orders GROUP BY 1) \
-     SELECT month, revenue, revenue - lag(revenue) OVER (ORDER BY month) AS change FROM monthly ORDER BY month",
-    "SELECT p.category, p.name, sum(i.quantity) AS units, rank() OVER (PARTITION BY p.category ORDER BY sum(i.quantity) DESC) AS r \
-     FROM order_items i JOIN products p ON p.id = i.product_id GROUP BY p.category, p.name",
-    "SELECT customer_id FROM orders WHERE total > (SELECT avg(total) FROM orders) \
-     AND customer_id IN (SELECT id FROM customers WHERE segment = 'enterprise') \
-     UNION SELECT customer_id FROM events WHERE event_type = 'checkout'",
-    "SELECT e.event_type, count(DISTINCT e.customer_id), min(e.occurred_at), max(e.occurred_at) FROM events e \
-     LEFT JOIN customers c ON c.id = e.customer_id WHERE c.id IS NULL OR c.marketing_opt_in GROUP BY e.event_type",
-    "SELECT CASE WHEN total < 50 THEN 'small' WHEN total < 500 THEN 'medium' ELSE 'large' END AS bucket, count(*), \
-     avg(coalesce(discount, 0)) FROM orders GROUP BY bucket",
-    "EXPLAIN SELECT * FROM orders WHERE customer_id = 42",
-];
-
-fn guard_throughput() {
-    for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql] {
-        let started = Instant::now();
-        let mut checked = 0u64;
-        while started.elapsed() < Duration::from_secs(2) {
-            for sql in ANALYTICS {
-                let sql = if dialect == Dialect::Postgres {
-                    sql.replace(
-                        "strftime('%Y-%m', ordered_at)",
-                        "to_char(ordered_at, 'YYYY-MM')",
-                    )
-                } else {
-                    (*sql).to_owned()
-                };
-                std::hint::black_box(guard::check(&sql, dialect).expect("allowed"));
-                checked += 1;
-            }
-        }
-        println!(
-            "guard throughput ({}): {:.0} queries/s on one core (mix of {} analytics queries)",
-            dialect.name(),
-            checked as f64 / started.elapsed().as_secs_f64(),
-            ANALYTICS.len()
-        );
-    }
-}
-
 /// `sql_query SELECT 1` on PostgreSQL over stdio, against the same query on a bare sqlx pool.
 fn postgres_overhead(dir: &Path) {
     const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
     let config = dir.join("pg.toml");
     std::fs::write(
         &config,
-        format!("[warehouses.pg]\nurl = \"{URL}\"\n[tools.sql_query]\ncache_ttl_ms = 0\n"),
+        format!("[warehouses.pg]\nurl = \"{URL}\"\nallow_privileged_account = true\n[tools.sql_query]\ncache_ttl_ms = 0\n"),
     )
     .expect("config");
     let calls = 2_000;
@@ -389,7 +341,6 @@ fn main() {
         rss_b as f64 / 1024.0,
         rss_c as f64 / 1024.0
     );
-    guard_throughput();
     render_throughput();
     postgres_overhead(&dir);
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use crate::sql::guard::Settings as GuardSettings;
 use crate::tools::policy::{Policy, PolicyOverride};
 use crate::tools::registry::ToolFilter;
 
@@ -201,7 +202,30 @@ pub struct WarehouseFile {
     /// PostgreSQL/MySQL: refuse every query when the account can write (default false: warn in
     /// the log and in sql_list_warehouses).
     pub require_read_only_account: Option<bool>,
+    /// Longest SQL text the guard accepts, in bytes (default 262144).
+    pub max_sql_bytes: Option<usize>,
+    /// Most tokens in one statement (default 20000).
+    pub max_sql_tokens: Option<usize>,
+    /// Deepest nesting: parentheses plus chained operators such as `+`, `AND`, `||`, `UNION`
+    /// (default 1000).
+    pub max_sql_depth: Option<usize>,
+    /// PostgreSQL/MySQL: functions allowed beyond the built-in allow-list, as `name` or
+    /// `schema.name`, e.g. a stored function the catalog does not mark read-only. The functions
+    /// that are never allowed (sleeps, file access, SQL run from a string, locks) stay refused.
+    #[serde(default)]
+    pub allow_functions: Vec<String>,
+    /// PostgreSQL/MySQL: use the account even when it holds administrative powers (default
+    /// false: refuse every query). PostgreSQL: superuser, REPLICATION, CREATEROLE, membership in
+    /// pg_read_server_files, pg_write_server_files or pg_execute_server_program. MySQL/MariaDB:
+    /// FILE, SUPER, SHUTDOWN, PROCESS, RELOAD, CREATE USER, GRANT OPTION, SET USER, REPLICATION
+    /// SLAVE, BINLOG REPLAY or any `… ADMIN` privilege. These powers reach past read-only
+    /// sessions; connect with a role that may only SELECT instead.
+    pub allow_privileged_account: Option<bool>,
 }
+
+/// The deepest statement a warehouse may be configured to accept: the guard gives such a
+/// statement a stack of its own, a few kilobytes per level.
+const MAX_SQL_DEPTH: usize = 10_000;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -295,6 +319,10 @@ pub struct WarehouseConfig {
     pub statement_timeout_ms: u64,
     /// Refuse queries when the account can write.
     pub require_read_only_account: bool,
+    /// The guard's bounds and extra allowed functions.
+    pub guard: GuardSettings,
+    /// Use the account even when it holds administrative powers.
+    pub allow_privileged_account: bool,
 }
 
 impl WarehouseConfig {
@@ -311,6 +339,8 @@ impl WarehouseConfig {
             busy_timeout_ms: 1_000,
             statement_timeout_ms: 30_000,
             require_read_only_account: false,
+            guard: GuardSettings::default(),
+            allow_privileged_account: false,
         }
     }
 }
@@ -421,6 +451,14 @@ impl Config {
                     "use sqlite:///absolute/path.db, sqlite:relative/path.db, postgres://user@host:5432/database or mysql://user@host:3306/database",
                 )
             })?;
+            if raw.max_sql_depth.is_some_and(|depth| depth > MAX_SQL_DEPTH) {
+                return Err(invalid(
+                    0,
+                    format!("warehouses.{name}.max_sql_depth"),
+                    format!("must be at most {MAX_SQL_DEPTH}"),
+                    "no honest query nests that deep; keep the default of 1000",
+                ));
+            }
             if raw.max_connections == Some(0) {
                 return Err(invalid(
                     0,
@@ -439,6 +477,16 @@ impl Config {
                 busy_timeout_ms: raw.busy_timeout_ms.unwrap_or(1_000),
                 statement_timeout_ms: raw.statement_timeout_ms.unwrap_or(30_000),
                 require_read_only_account: raw.require_read_only_account.unwrap_or(false),
+                guard: {
+                    let defaults = GuardSettings::default();
+                    GuardSettings {
+                        max_bytes: raw.max_sql_bytes.unwrap_or(defaults.max_bytes),
+                        max_tokens: raw.max_sql_tokens.unwrap_or(defaults.max_tokens),
+                        max_depth: raw.max_sql_depth.unwrap_or(defaults.max_depth),
+                        allowed_functions: raw.allow_functions.clone(),
+                    }
+                },
+                allow_privileged_account: raw.allow_privileged_account.unwrap_or(false),
             });
         }
         // The default warehouse comes first.

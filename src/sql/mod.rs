@@ -10,6 +10,7 @@ pub mod custom;
 pub mod demo;
 pub mod explore;
 pub mod format;
+pub mod function_check;
 pub mod guard;
 pub mod health;
 pub mod mysql;

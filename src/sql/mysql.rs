@@ -3,9 +3,19 @@
 //!
 //! Every query runs in `START TRANSACTION READ ONLY … ROLLBACK` with the server's statement time
 //! limit set for the session (`max_statement_time` on MariaDB, `max_execution_time` on MySQL),
-//! through prepared statements (one statement only). When the call is cancelled or its deadline
-//! passes, a watcher runs `KILL QUERY` for the connection from another connection. A connection
-//! whose read was cut short (truncation, error, cancellation) is closed rather than drained.
+//! through prepared statements (one statement only). Each new connection drops
+//! `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the combination modes that include it from its
+//! `sql_mode`, so the server lexes strings as the guard does whatever the server's default. When
+//! the call is cancelled or its deadline passes, a watcher runs `KILL QUERY` for the connection
+//! from another connection. A connection whose read was cut short (truncation, error,
+//! cancellation) is closed rather than drained. After a clean read the ROLLBACK travels with
+//! `RELEASE_ALL_LOCKS()` and `LAST_INSERT_ID(0)`; a connection left holding user variables
+//! (`@v`) is closed rather than reused (on MariaDB seen in `information_schema.USER_VARIABLES`;
+//! on MySQL, which has no such view for every account, whenever the SQL mentions `@`).
+//!
+//! Values: the server bounds any value it computes by its `max_allowed_packet` (16 MiB by
+//! default); each row's received size is checked against the call's byte budget before it is
+//! converted to JSON.
 //!
 //! Know the holes this layer leaves, which the guard covers: MariaDB's read-only transaction does
 //! not stop DDL, DCL or `COMMIT` (they commit implicitly), and `SELECT … INTO OUTFILE` writes files
@@ -23,7 +33,10 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
-use super::session::{ServerSettings, Session, enforce_account_policy, watching};
+use super::session::{
+    EngineError, PoolFigures, ServerPool, ServerSettings, enforce_account_policy,
+    refuse_nul_in_sql, watching,
+};
 
 use super::guard::GuardedSql;
 use super::types::{Column, ReadLimits, RowBudget};
@@ -33,9 +46,50 @@ use super::warehouse::QueryRows;
 pub struct MysqlEngine {
     settings: ServerSettings,
     account: OnceCell<AccountCheck>,
-    pool: MySqlPool,
+    pool: ServerPool<MySql>,
     place: String,
     mariadb: OnceCell<bool>,
+}
+
+/// `sql_mode` flags that change how strings and quotes are lexed: the guard reads backslash
+/// escapes in strings and double-quoted strings, as MySQL does by default. The combination modes
+/// all include `ANSI_QUOTES` (MariaDB's `ORACLE` also switches the parser).
+const LEXING_MODES: &[&str] = &[
+    "NO_BACKSLASH_ESCAPES",
+    "ANSI_QUOTES",
+    "ANSI",
+    "DB2",
+    "MAXDB",
+    "MSSQL",
+    "ORACLE",
+    "POSTGRESQL",
+];
+
+/// `mode` without the flags of [`LEXING_MODES`]; `None` when it has none.
+fn lexing_safe_sql_mode(mode: &str) -> Option<String> {
+    let flags: Vec<&str> = mode.split(',').filter(|f| !f.is_empty()).collect();
+    let kept: Vec<&str> = flags
+        .iter()
+        .copied()
+        .filter(|flag| !LEXING_MODES.contains(&flag.to_ascii_uppercase().as_str()))
+        .collect();
+    (kept.len() != flags.len()).then(|| kept.join(","))
+}
+
+/// Runs on every new connection, after sqlx's own setup: one round trip, two when the server's
+/// default `sql_mode` needs correcting.
+async fn pin_sql_mode(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
+    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
+        .fetch_one(&mut *conn)
+        .await?;
+    if let Some(kept) = lexing_safe_sql_mode(&mode) {
+        // The flags come from the server and are bound, not spliced.
+        sqlx::query("SET SESSION sql_mode = ?")
+            .bind(kept)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 impl MysqlEngine {
@@ -52,16 +106,26 @@ impl MysqlEngine {
             options.get_port(),
             options.get_database().unwrap_or("")
         );
+        let address = match options.get_socket() {
+            Some(_) => None,
+            None => Some((options.get_host().to_owned(), options.get_port())),
+        };
         let pool = MySqlPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
             .test_before_acquire(false)
+            .after_connect(|conn, _| Box::pin(pin_sql_mode(conn)))
             .connect_lazy_with(options);
         Ok(MysqlEngine {
             settings: settings.clone(),
             account: OnceCell::new(),
-            pool,
+            pool: ServerPool {
+                pool,
+                counters: Default::default(),
+                address,
+                max_connections: settings.max_connections,
+            },
             place,
             mariadb: OnceCell::new(),
         })
@@ -82,12 +146,32 @@ impl MysqlEngine {
             let values: Vec<Vec<Value>> = rows.iter().map(row_values).collect::<Result<_, _>>()?;
             Ok(super::account::mysql(&values))
         };
-        enforce_account_policy(&self.settings, &self.account, inspect).await
+        enforce_account_policy(&self.settings, &self.account, false, inspect).await
+    }
+
+    /// Asks the catalog about functions the guard left to it.
+    pub async fn judge_functions(
+        &self,
+        functions: &[&super::guard::FunctionName],
+        warehouse: &str,
+    ) -> Result<Vec<(super::guard::FunctionName, super::function_check::Verdict)>, EngineError>
+    {
+        let mut session = self.pool.acquire().await?;
+        let judged =
+            super::function_check::judge_mysql(&mut session.conn, functions, warehouse).await?;
+        // A catalog read in autocommit leaves nothing behind on the connection.
+        session.clean = true;
+        Ok(judged)
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool.pool.close().await;
+    }
+
+    /// The pool's gauges.
+    pub fn pool_figures(&self) -> PoolFigures {
+        self.pool.figures()
     }
 
     /// `host:port/database`, for messages.
@@ -103,9 +187,9 @@ impl MysqlEngine {
         limits: ReadLimits,
         remaining: Duration,
         cancel: &CancellationToken,
-    ) -> Result<QueryRows, sqlx::Error> {
-        let conn = self.pool.acquire().await?;
-        let mut session = Session::new(conn);
+    ) -> Result<QueryRows, EngineError> {
+        refuse_nul_in_sql(sql.text())?;
+        let mut session = self.pool.acquire().await?;
         let conn = &mut *session.conn;
         self.check_account(conn).await?;
 
@@ -138,19 +222,37 @@ impl MysqlEngine {
             .ok_or_else(|| sqlx::Error::Protocol("no connection id".into()))?
             .try_get(0)?;
 
-        let pool = self.pool.clone();
+        let pool = self.pool.pool.clone();
         let stop = move || Box::pin(async move { kill_query(&pool, id).await }) as _;
         let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
-            return Err(sqlx::Error::Protocol("the query was cancelled".into()));
+            return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
         }
         if rows.truncated {
             // The server is still sending rows; closing the connection is cheaper than draining.
             return Ok(rows);
         }
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-        session.clean = true;
+        // Named locks (GET_LOCK) and LAST_INSERT_ID(x) outlive the transaction; both are reset
+        // in the round trip the ROLLBACK costs anyway. User variables cannot be unset, only
+        // found: a connection holding any is closed.
+        let reset = if mariadb {
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT count(*) FROM information_schema.USER_VARIABLES"
+        } else {
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED)"
+        };
+        let variables: i64 = sqlx::raw_sql(reset)
+            .fetch_all(&mut *conn)
+            .await?
+            .last()
+            .ok_or_else(|| sqlx::Error::Protocol("no reset result".into()))?
+            .try_get(0)?;
+        let may_hold_variables = if mariadb {
+            variables > 0
+        } else {
+            sql.text().contains('@')
+        };
+        session.clean = !may_hold_variables;
         Ok(rows)
     }
 }
@@ -179,12 +281,22 @@ fn row_values(row: &MySqlRow) -> Result<Vec<Value>, sqlx::Error> {
         .collect()
 }
 
+/// The bytes of a row's values as they arrived.
+fn raw_size(row: &MySqlRow) -> usize {
+    (0..row.len())
+        .filter_map(|i| row.try_get_raw(i).ok())
+        .filter(|value| !value.is_null())
+        .filter_map(|value| <&[u8] as sqlx::Decode<MySql>>::decode(value).ok())
+        .map(<[u8]>::len)
+        .sum()
+}
+
 async fn read(
     conn: &mut sqlx::MySqlConnection,
     sql: &GuardedSql,
     params: &[Value],
     limits: ReadLimits,
-) -> Result<QueryRows, sqlx::Error> {
+) -> Result<QueryRows, EngineError> {
     let mut budget = RowBudget::new(limits);
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text().to_owned()));
     for param in params {
@@ -201,6 +313,10 @@ async fn read(
                 break;
             }
             columns.get_or_insert_with(|| columns_of(&row));
+            if !budget.fits_raw(raw_size(&row))? {
+                truncated = true;
+                break;
+            }
             let record = row_values(&row)?;
             if !budget.admit(&record) {
                 truncated = true;
@@ -391,7 +507,7 @@ fn bind<'q>(query: MySqlQuery<'q>, value: &Value) -> MySqlQuery<'q> {
 
 /// Sorts a driver error into a tool error for warehouse `name` at `place`.
 pub fn explain(
-    error: sqlx::Error,
+    error: EngineError,
     name: &str,
     place: &str,
     cancelled: bool,
@@ -401,7 +517,7 @@ pub fn explain(
         return ToolError::Cancelled;
     }
     match error {
-        sqlx::Error::Database(db) => {
+        EngineError::Sql(sqlx::Error::Database(db)) => {
             let code = db.code().unwrap_or_default().into_owned();
             let message = db.message().to_owned();
             match code.as_str() {
@@ -439,6 +555,27 @@ pub fn explain(
                 },
             }
         }
-        other => super::session::explain_connection_error(other, name, place),
+        other => super::session::explain_engine_error(other, name, place),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lexing_safe_sql_mode;
+
+    #[test]
+    fn only_the_modes_that_change_lexing_are_dropped() {
+        assert_eq!(
+            lexing_safe_sql_mode("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES,PIPES_AS_CONCAT")
+                .as_deref(),
+            Some("STRICT_TRANS_TABLES,PIPES_AS_CONCAT")
+        );
+        assert_eq!(
+            lexing_safe_sql_mode("REAL_AS_FLOAT,PIPES_AS_CONCAT,ANSI_QUOTES,IGNORE_SPACE,ANSI")
+                .as_deref(),
+            Some("REAL_AS_FLOAT,PIPES_AS_CONCAT,IGNORE_SPACE")
+        );
+        assert_eq!(lexing_safe_sql_mode("STRICT_TRANS_TABLES"), None);
+        assert_eq!(lexing_safe_sql_mode(""), None);
     }
 }

@@ -1,26 +1,35 @@
 //! PostgreSQL warehouses: read-only sessions, a server-side timeout, and queries that really stop.
 //!
-//! Every session is opened with `default_transaction_read_only = on`; every query runs inside
+//! Every session is opened with `default_transaction_read_only = on` and with the lexing settings
+//! the guard assumes (`standard_conforming_strings = on`, `backslash_quote = safe_encoding`) as
+//! startup options, which outrank database and role defaults. Every query runs inside
 //! `BEGIN READ ONLY … ROLLBACK` with a transaction-local `statement_timeout`, through the extended
-//! protocol (which accepts exactly one statement). Rows are read through a cursor, so a capped
-//! read fetches `max_rows + 1` rows instead of streaming the whole result. When the call is
-//! cancelled or its deadline passes, a watcher asks the server to cancel the backend's query, and
-//! the connection is closed rather than returned to the pool.
+//! protocol (which accepts exactly one statement); the ROLLBACK travels with
+//! `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or setting outlives the
+//! call. Rows are read through a cursor, so a capped read fetches `max_rows + 1` rows instead of
+//! streaming the whole result, and the cursor's query refuses, on the server, any row whose text
+//! form exceeds the call's byte budget: a huge value is never sent. When the call is cancelled
+//! or its deadline passes, a watcher asks the server to cancel the backend's query, and the
+//! connection is closed rather than returned to the pool.
 
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures::TryStreamExt as _;
 use serde_json::Value;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _};
+use sqlx::{Column as _, Postgres, Row as _, TypeInfo as _, ValueRef as _};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
-use super::session::{ServerSettings, Session, enforce_account_policy, watching};
+use super::session::{
+    EngineError, PoolFigures, ServerPool, ServerSettings, enforce_account_policy,
+    refuse_nul_in_sql, watching,
+};
 
 use super::guard::GuardedSql;
-use super::types::{Column, ReadLimits, RowBudget};
+use super::types::{Column, ReadLimits, RowBudget, TooLarge};
 use super::warehouse::QueryRows;
 use crate::tools::ToolError;
 
@@ -28,7 +37,7 @@ use crate::tools::ToolError;
 pub struct PostgresEngine {
     settings: ServerSettings,
     account: OnceCell<AccountCheck>,
-    pool: PgPool,
+    pool: ServerPool<Postgres>,
     place: String,
 }
 
@@ -37,8 +46,15 @@ impl PostgresEngine {
     pub fn new(settings: &ServerSettings) -> Result<Self, String> {
         let mut options = PgConnectOptions::from_str(&settings.url)
             .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?
-            // The session itself refuses writes, even outside our explicit transaction.
-            .options([("default_transaction_read_only", "on")]);
+            // The session itself refuses writes, even outside our explicit transaction; and it
+            // reads string literals as the guard does, whatever the database's or role's own
+            // defaults (`ALTER DATABASE … SET standard_conforming_strings = off` would let
+            // `'a\'' , f() --'` be one string to the guard and a call of f() to the server).
+            .options([
+                ("default_transaction_read_only", "on"),
+                ("standard_conforming_strings", "on"),
+                ("backslash_quote", "safe_encoding"),
+            ]);
         // sqlx logs slow statements with their text; SQL must not reach the logs.
         options = sqlx::ConnectOptions::disable_statement_logging(options);
         if options.get_application_name().is_none() {
@@ -51,6 +67,10 @@ impl PostgresEngine {
             options.get_port(),
             options.get_database().unwrap_or(options.get_username())
         );
+        let address = match options.get_socket() {
+            Some(_) => None,
+            None => Some((options.get_host().to_owned(), options.get_port())),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
@@ -62,7 +82,12 @@ impl PostgresEngine {
         Ok(PostgresEngine {
             settings: settings.clone(),
             account: OnceCell::new(),
-            pool,
+            pool: ServerPool {
+                pool,
+                counters: Default::default(),
+                address,
+                max_connections: settings.max_connections,
+            },
             place,
         })
     }
@@ -84,12 +109,32 @@ impl PostgresEngine {
                 values.first().map(Vec::as_slice).unwrap_or(&[]),
             ))
         };
-        enforce_account_policy(&self.settings, &self.account, inspect).await
+        enforce_account_policy(&self.settings, &self.account, true, inspect).await
+    }
+
+    /// Asks the catalog about functions the guard left to it.
+    pub async fn judge_functions(
+        &self,
+        functions: &[&super::guard::FunctionName],
+        warehouse: &str,
+    ) -> Result<Vec<(super::guard::FunctionName, super::function_check::Verdict)>, EngineError>
+    {
+        let mut session = self.pool.acquire().await?;
+        let judged =
+            super::function_check::judge_postgres(&mut session.conn, functions, warehouse).await?;
+        // A catalog read in autocommit leaves nothing behind on the connection.
+        session.clean = true;
+        Ok(judged)
     }
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.pool.pool.close().await;
+    }
+
+    /// The pool's gauges.
+    pub fn pool_figures(&self) -> PoolFigures {
+        self.pool.figures()
     }
 
     /// `host:port/database`, for messages.
@@ -105,9 +150,10 @@ impl PostgresEngine {
         limits: ReadLimits,
         remaining: Duration,
         cancel: &CancellationToken,
-    ) -> Result<QueryRows, sqlx::Error> {
-        let conn = self.pool.acquire().await?;
-        let mut session = Session::new(conn);
+    ) -> Result<QueryRows, EngineError> {
+        refuse_nul_in_sql(sql.text())?;
+        refuse_nul_in_params(params)?;
+        let mut session = self.pool.acquire().await?;
         let conn = &mut *session.conn;
         self.check_account(conn).await?;
 
@@ -127,17 +173,42 @@ impl PostgresEngine {
             .ok_or_else(|| sqlx::Error::Protocol("no backend pid".into()))?
             .try_get(0)?;
 
-        let pool = self.pool.clone();
+        let pool = self.pool.pool.clone();
         let stop = move || Box::pin(async move { cancel_backend(&pool, pid).await }) as _;
         let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
-            return Err(sqlx::Error::Protocol("the query was cancelled".into()));
+            return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
         }
-        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        if rows.byte_limited {
+            // Rows of the batch are still on their way; closing is cheaper than draining them.
+            return Ok(rows);
+        }
+        // Session-level advisory locks survive ROLLBACK, and RESET ALL returns any setting to
+        // the session's defaults, startup options included (checked on PostgreSQL 15); all in
+        // the round trip the ROLLBACK costs anyway. DISCARD ALL would also drop sqlx's
+        // prepared statements.
+        sqlx::raw_sql("ROLLBACK; SELECT pg_advisory_unlock_all(); RESET ALL")
+            .execute(&mut *conn)
+            .await?;
         session.clean = true;
         Ok(rows)
     }
+}
+
+/// PostgreSQL text cannot hold NUL; the server would refuse the value with an encoding error.
+fn refuse_nul_in_params(params: &[Value]) -> Result<(), EngineError> {
+    for (index, param) in params.iter().enumerate() {
+        if let Value::String(text) = param
+            && text.contains('\0')
+        {
+            return Err(EngineError::InvalidInput(format!(
+                "parameter {} contains a NUL byte (\\u0000), which PostgreSQL text cannot hold; remove it or bind the data as hex",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn cancel_backend(pool: &PgPool, pid: i32) {
@@ -166,23 +237,54 @@ fn row_values(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
         .collect()
 }
 
+/// The prefix of the error the cursor's query raises for a row over the byte budget.
+const TOO_LARGE_MARK: &str = "datamcp: row of ";
+
+/// The cursor's query: the guarded statement as a subquery whose rows are checked, on the
+/// server, against the byte budget before any is sent. The check casts each fetched row to text
+/// (about what the binary send costs anyway) and fails the statement with a recognisable
+/// message; a constant in that branch would be folded at plan time and fail every query.
+fn within_budget(sql: &str, budget: usize) -> String {
+    let body = sql.trim_end().trim_end_matches(';').trim_end();
+    format!(
+        "SELECT datamcp_q.* FROM (\n{body}\n) AS datamcp_q \
+         WHERE CASE WHEN octet_length(datamcp_q::text) <= {budget} THEN true \
+         ELSE ('{TOO_LARGE_MARK}' || octet_length(datamcp_q::text) || ' bytes')::int IS NULL END"
+    )
+}
+
+/// The server's refusal of a row over the budget, as [`TooLarge`]; other errors unchanged.
+fn too_large(error: sqlx::Error, budget: usize) -> EngineError {
+    if let sqlx::Error::Database(db) = &error
+        && let Some(rest) = db.message().split(TOO_LARGE_MARK).nth(1)
+    {
+        let bytes = rest.split(' ').next().and_then(|n| n.parse::<usize>().ok());
+        return TooLarge { bytes, budget }.into();
+    }
+    error.into()
+}
+
 async fn read(
     conn: &mut sqlx::PgConnection,
     sql: &GuardedSql,
     params: &[Value],
     limits: ReadLimits,
-) -> Result<QueryRows, sqlx::Error> {
+) -> Result<QueryRows, EngineError> {
     let max_rows = limits.rows;
     // Preparing the query itself (cached per connection, keyed by its text) yields its columns
     // even for an empty result, and teaches the connection every type it returns before the
     // uncached FETCH below needs them.
     let columns = describe(conn, sql).await?;
     let is_query = sql.is_query();
+    let checked = limits.bytes != usize::MAX;
     // A cursor bounds what the server sends; EXPLAIN cannot be declared as one, and is small.
-    let statement = if is_query {
-        format!("DECLARE datamcp_rows NO SCROLL CURSOR FOR {}", sql.text())
-    } else {
-        sql.text().to_owned()
+    let statement = match (is_query, checked) {
+        (true, true) => format!(
+            "DECLARE datamcp_rows NO SCROLL CURSOR FOR {}",
+            within_budget(sql.text(), limits.bytes)
+        ),
+        (true, false) => format!("DECLARE datamcp_rows NO SCROLL CURSOR FOR {}", sql.text()),
+        (false, _) => sql.text().to_owned(),
     };
     // Not cached as prepared statements: every cursor's FETCH has the same text but its own
     // columns, and a cached description would decode one query's rows with another's types.
@@ -190,45 +292,63 @@ async fn read(
     for param in params {
         query = bind(query, param);
     }
-    let rows: Vec<PgRow> = if is_query {
-        query.execute(&mut *conn).await?;
-        let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
-        sqlx::query(sqlx::AssertSqlSafe(fetch))
-            .persistent(false)
-            .fetch_all(&mut *conn)
-            .await?
-    } else {
-        query.fetch_all(&mut *conn).await?
-    };
-    let columns = match rows.first() {
-        Some(row) => row
-            .columns()
-            .iter()
-            .map(|c| Column::new(c.name(), c.type_info().name()))
-            .collect(),
-        None => columns,
-    };
     let mut budget = RowBudget::new(limits);
-    let mut values = Vec::with_capacity(rows.len().min(max_rows));
+    let mut values = Vec::new();
     let mut truncated = false;
-    for row in &rows {
-        if !budget.has_room() {
-            truncated = true;
-            break;
+    let mut first_columns = None;
+    {
+        let mut stream = if is_query {
+            query.execute(&mut *conn).await?;
+            let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
+            sqlx::query(sqlx::AssertSqlSafe(fetch))
+                .persistent(false)
+                .fetch(&mut *conn)
+        } else {
+            query.fetch(&mut *conn)
+        };
+        // Row by row, so the rows held never exceed the budget by more than one.
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(|e| too_large(e, limits.bytes))?
+        {
+            if !budget.has_room() {
+                truncated = true;
+                break;
+            }
+            first_columns.get_or_insert_with(|| {
+                row.columns()
+                    .iter()
+                    .map(|c| Column::new(c.name(), c.type_info().name()))
+                    .collect::<Vec<_>>()
+            });
+            if !budget.fits_raw(raw_size(&row))? {
+                truncated = true;
+                break;
+            }
+            let record = row_values(&row)?;
+            if !budget.admit(&record) {
+                truncated = true;
+                break;
+            }
+            values.push(record);
         }
-        let record = row_values(row)?;
-        if !budget.admit(&record) {
-            truncated = true;
-            break;
-        }
-        values.push(record);
     }
     Ok(QueryRows {
-        columns,
+        columns: first_columns.unwrap_or(columns),
         rows: values,
         truncated,
         byte_limited: budget.byte_limited,
     })
+}
+
+/// The bytes of a row's values as they arrived.
+fn raw_size(row: &PgRow) -> usize {
+    (0..row.len())
+        .filter_map(|i| row.try_get_raw(i).ok())
+        .filter(|value| !value.is_null())
+        .map(|value| value.as_bytes().map_or(0, <[u8]>::len))
+        .sum()
 }
 
 /// The columns of an empty result: the query's own description, as the server prepares it.
@@ -266,12 +386,12 @@ fn bind<'q>(query: PgQuery<'q>, value: &Value) -> PgQuery<'q> {
 }
 
 /// Sorts a driver error into a tool error for warehouse `name` at `place`.
-pub fn explain(error: sqlx::Error, name: &str, place: &str, cancelled: bool) -> ToolError {
+pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> ToolError {
     if cancelled {
         return ToolError::Cancelled;
     }
     match error {
-        sqlx::Error::Database(db) => {
+        EngineError::Sql(sqlx::Error::Database(db)) => {
             let code = db.code().unwrap_or_default().into_owned();
             let message = db.message().to_owned();
             match code.as_str() {
@@ -305,6 +425,6 @@ pub fn explain(error: sqlx::Error, name: &str, place: &str, cancelled: bool) -> 
                 },
             }
         }
-        other => super::session::explain_connection_error(other, name, place),
+        other => super::session::explain_engine_error(other, name, place),
     }
 }

@@ -169,8 +169,7 @@ impl Tool for Profile {
                 (source, columns)
             }
             (None, Some(sql)) => {
-                let query =
-                    guard::check(sql, dialect).map_err(|e| ToolError::Refused(e.to_string()))?;
+                let query = warehouse.guard(sql)?;
                 if !query.is_query() {
                     return Err(ToolError::InvalidArguments(
                         "`sql` must be a query".to_owned(),

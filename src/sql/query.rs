@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::format::{Format, render};
-use super::guard;
 use super::types::{Column, ReadLimits};
 use super::warehouse::Warehouses;
 use crate::tools::resources::ResourceInfo;
@@ -122,8 +121,7 @@ impl Tool for SqlQuery {
         params: &QueryParams,
     ) -> Result<QueryOutput, ToolError> {
         let warehouse = self.warehouses.get(params.warehouse.as_deref())?;
-        let sql = guard::check(&params.sql, warehouse.dialect())
-            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let sql = warehouse.guard(&params.sql)?;
         let max_rows = params
             .max_rows
             .unwrap_or(DEFAULT_MAX_ROWS)
@@ -209,24 +207,24 @@ impl Tool for SqlQuery {
             .collect()
     }
 
-    /// Warehouse, the statement's canonical form (re-rendered from its syntax tree, so
-    /// differences in whitespace, comments or keyword case still hit), parameters and limits.
+    /// Warehouse, the statement exactly as submitted, parameters and limits. The text is not
+    /// normalised: two statements that differ only in a comment can differ in what MySQL runs
+    /// (`/*! … */`), so only identical text may share a result.
     fn cache_key(&self, args: &Value) -> String {
-        let canonical = || -> Option<String> {
+        let key = || -> Option<String> {
             let params: QueryParams = serde_json::from_value(args.clone()).ok()?;
             let warehouse = self.warehouses.get(params.warehouse.as_deref()).ok()?;
-            let sql = guard::check(&params.sql, warehouse.dialect()).ok()?;
             Some(format!(
                 "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
                 warehouse.name(),
-                sql.canonical(),
+                params.sql,
                 crate::tools::policy::canonical_json(&Value::Array(params.params)),
                 params.max_rows,
                 params.max_bytes,
                 params.format
             ))
         };
-        canonical().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
+        key().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
     }
 
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {

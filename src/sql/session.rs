@@ -3,14 +3,167 @@
 //! stops a server-side query when its call is abandoned.
 
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use sqlx::Database;
 use sqlx::pool::PoolConnection;
+use sqlx::{Database, Pool};
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
+
+/// How long a call waits for a new connection before datamcp checks, with one plain TCP connect,
+/// whether anything listens at all. sqlx retries a refused connection until the connect timeout
+/// runs out, so without this check a stopped server costs every call the whole timeout. The
+/// delay keeps the check off the normal path: a loopback or LAN connection is made well within it.
+const LISTENER_CHECK_AFTER: Duration = Duration::from_millis(100);
+
+/// Why a server engine could not answer, before the warehouse adds its name and advice.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The driver or the database failed.
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    /// The address refuses TCP connections: the server is not running there.
+    #[error("nothing listens on {0}")]
+    NothingListens(String),
+    /// Every connection was in use for the whole connect timeout.
+    #[error("all {max} connections are busy; waited {} ms", .waited.as_millis())]
+    PoolBusy {
+        /// The pool's size.
+        max: u32,
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// A row larger than the call's byte budget, refused before it was converted.
+    #[error(transparent)]
+    TooLarge(#[from] super::types::TooLarge),
+    /// Input the database cannot take, found before it was sent.
+    #[error("{0}")]
+    InvalidInput(String),
+}
+
+/// What a server engine's pool is doing, for metrics and for telling a full pool from a server
+/// that is down. The counts are datamcp's own: sqlx reports neither waiting calls nor
+/// connections handed out.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    busy: AtomicUsize,
+    waiting: AtomicUsize,
+}
+
+impl PoolCounters {
+    /// Connections held by calls now.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::Relaxed)
+    }
+
+    /// Calls waiting for a connection now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// Decrements a counter when dropped, so a cancelled call cannot leave it high.
+struct Held(Arc<PoolCounters>, fn(&PoolCounters) -> &AtomicUsize);
+
+impl Held {
+    fn new(counters: &Arc<PoolCounters>, which: fn(&PoolCounters) -> &AtomicUsize) -> Self {
+        which(counters).fetch_add(1, Ordering::Relaxed);
+        Held(Arc::clone(counters), which)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        (self.1)(&self.0).fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A pooled server engine's connection source: the pool, its counters, and the TCP address to
+/// check when connecting stalls (`None` for a Unix socket).
+pub struct ServerPool<DB: Database> {
+    /// The sqlx pool.
+    pub pool: Pool<DB>,
+    /// Busy and waiting counts.
+    pub counters: Arc<PoolCounters>,
+    /// `host:port` of the server.
+    pub address: Option<(String, u16)>,
+    /// The pool's size.
+    pub max_connections: u32,
+}
+
+impl<DB: Database> ServerPool<DB> {
+    /// A connection for one call. A refused address fails within about
+    /// [`LISTENER_CHECK_AFTER`] instead of after the connect timeout, and a timeout while every
+    /// connection is busy is reported as a full pool, not as an unreachable server.
+    pub async fn acquire(&self) -> Result<Session<DB>, EngineError> {
+        let started = Instant::now();
+        let waiting = Held::new(&self.counters, |c| &c.waiting);
+        let acquire = self.pool.acquire();
+        let listener_check = async {
+            tokio::time::sleep(LISTENER_CHECK_AFTER).await;
+            // With every connection held by a call, the pool is not connecting: it is full.
+            if self.counters.busy() < self.max_connections as usize
+                && let Some((host, port)) = &self.address
+                && let Err(error) = tokio::net::TcpStream::connect((host.as_str(), *port)).await
+                && error.kind() == std::io::ErrorKind::ConnectionRefused
+            {
+                return format!("{host}:{port}");
+            }
+            std::future::pending().await
+        };
+        let acquired = tokio::select! {
+            acquired = acquire => acquired,
+            address = listener_check => return Err(EngineError::NothingListens(address)),
+        };
+        drop(waiting);
+        match acquired {
+            Ok(conn) => Ok(Session {
+                conn,
+                clean: false,
+                _busy: Held::new(&self.counters, |c| &c.busy),
+            }),
+            Err(sqlx::Error::PoolTimedOut)
+                if self.counters.busy() >= self.max_connections as usize =>
+            {
+                Err(EngineError::PoolBusy {
+                    max: self.max_connections,
+                    waited: started.elapsed(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Gauges of this pool: size, open, in use, idle and waiting.
+    pub fn figures(&self) -> PoolFigures {
+        PoolFigures {
+            max: self.max_connections as usize,
+            open: self.pool.size() as usize,
+            in_use: self.counters.busy(),
+            idle: self.pool.num_idle(),
+            waiting: self.counters.waiting(),
+        }
+    }
+}
+
+/// A pool's state at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PoolFigures {
+    /// Most connections it may open.
+    pub max: usize,
+    /// Connections open (or being opened).
+    pub open: usize,
+    /// Connections held by calls.
+    pub in_use: usize,
+    /// Open connections waiting for a call.
+    pub idle: usize,
+    /// Calls waiting for a connection.
+    pub waiting: usize,
+}
 
 /// How a server warehouse connects.
 #[derive(Debug, Clone)]
@@ -19,6 +172,8 @@ pub struct ServerSettings {
     pub name: String,
     /// Refuse every query when the account can write.
     pub require_read_only_account: bool,
+    /// Use the account even when it holds administrative powers.
+    pub allow_privileged_account: bool,
     /// Connection URL (may hold a password: never log it).
     pub url: String,
     /// Largest number of open connections.
@@ -36,15 +191,9 @@ pub struct ServerSettings {
 pub struct Session<DB: Database> {
     /// The connection.
     pub conn: PoolConnection<DB>,
-    /// Set once the query finished and the transaction was rolled back.
+    /// Set once the query finished and the session was reset to how it was opened.
     pub clean: bool,
-}
-
-impl<DB: Database> Session<DB> {
-    /// A session on `conn`, not yet clean.
-    pub fn new(conn: PoolConnection<DB>) -> Self {
-        Session { conn, clean: false }
-    }
+    _busy: Held,
 }
 
 impl<DB: Database> Drop for Session<DB> {
@@ -56,11 +205,13 @@ impl<DB: Database> Drop for Session<DB> {
 }
 
 /// The account policy, applied before each query: the account is inspected on first use
-/// (`inspect`), a writable one is logged once, and when the config requires a read-only account
-/// a writable one gets every query refused.
+/// (`inspect`); a privileged one gets every query refused unless the config allows it; a
+/// writable one is logged once, and refused when the config requires a read-only account.
+/// `postgres` picks the dialect of the advice in the refusal.
 pub async fn enforce_account_policy<F>(
     settings: &ServerSettings,
     account: &OnceCell<AccountCheck>,
+    postgres: bool,
     inspect: F,
 ) -> Result<(), sqlx::Error>
 where
@@ -69,10 +220,22 @@ where
     let check = account
         .get_or_try_init(|| async {
             let check = inspect.await?;
+            if check.is_privileged() && settings.allow_privileged_account {
+                tracing::warn!(
+                    warehouse = %settings.name,
+                    privileges = ?check.privileges,
+                    "the warehouse's account is privileged and allow_privileged_account is set; use a read-only account (see README)"
+                );
+            }
             warn_if_writable(settings, &check);
             Ok::<_, sqlx::Error>(check)
         })
         .await?;
+    if check.is_privileged() && !settings.allow_privileged_account {
+        return Err(sqlx::Error::Configuration(
+            super::account::privileged_refusal(check, postgres).into(),
+        ));
+    }
     refuse_if_required(settings, check)
 }
 
@@ -131,21 +294,48 @@ where
     (result, fired)
 }
 
-/// The tool error for a driver failure that is not the database's own verdict on the query:
-/// unreachable, overloaded, refused by the account policy, or broken in transit.
-pub fn explain_connection_error(
-    error: sqlx::Error,
+/// The tool error for a failure that is not the database's own verdict on the query:
+/// nothing listening, a full pool, an unreachable server, refused by the account policy,
+/// broken in transit, or input refused before it was sent.
+pub fn explain_engine_error(
+    error: EngineError,
     name: &str,
     place: &str,
 ) -> crate::tools::ToolError {
     use crate::tools::ToolError;
+    let error = match error {
+        EngineError::Sql(error) => error,
+        // Retrying cannot help: no server runs there until someone starts it.
+        EngineError::NothingListens(address) => {
+            return ToolError::Upstream {
+                message: format!(
+                    "warehouse '{name}': nothing listens on {address}; start the database server or correct host and port in the warehouse URL"
+                ),
+                transient: false,
+            };
+        }
+        // The call has already waited the whole connect timeout; a retry would wait again.
+        EngineError::PoolBusy { max, waited } => {
+            return ToolError::Upstream {
+                message: format!(
+                    "all {max} connections of warehouse '{name}' are busy; waited {} ms; raise max_connections or retry later",
+                    waited.as_millis()
+                ),
+                transient: false,
+            };
+        }
+        EngineError::TooLarge(too_large) => {
+            return ToolError::InvalidArguments(too_large.to_string());
+        }
+        EngineError::InvalidInput(reason) => return ToolError::InvalidArguments(reason),
+    };
     match error {
         sqlx::Error::Configuration(reason) => {
             ToolError::Refused(format!("warehouse '{name}': {reason}"))
         }
         sqlx::Error::PoolTimedOut => ToolError::Upstream {
             message: format!(
-                "warehouse '{name}' ({place}) is unreachable or overloaded: no connection within the connect timeout. Check that the server runs and accepts connections from this host"
+                "warehouse '{name}' ({place}) accepts connections but none was ready within the connect timeout. Check that the server is healthy and not overloaded"
             ),
             transient: true,
         },
@@ -168,4 +358,16 @@ pub fn explain_connection_error(
             transient: false,
         },
     }
+}
+
+/// Refuses SQL text holding a NUL byte: the PostgreSQL protocol ends strings at NUL, so the
+/// server would see a different statement, and sqlx then reports a protocol error that looks
+/// like a broken connection.
+pub fn refuse_nul_in_sql(sql: &str) -> Result<(), EngineError> {
+    if sql.contains('\0') {
+        return Err(EngineError::InvalidInput(
+            "the SQL contains a NUL byte (\\u0000); remove it".to_owned(),
+        ));
+    }
+    Ok(())
 }

@@ -4,7 +4,10 @@
 //! and an authorizer that lets a statement read and nothing else; `prepare` also refuses a second
 //! statement. Queries run on tokio's blocking threads with a progress handler that interrupts
 //! SQLite as soon as the call is cancelled or its deadline passes. A connection that saw an
-//! error or interruption is closed instead of going back to the pool.
+//! error or interruption is closed instead of going back to the pool. While a query runs,
+//! `SQLITE_LIMIT_LENGTH` is the call's byte budget, so a value larger than the budget
+//! (`zeroblob(500000000)`, `printf('%.*c', …)`) fails when SQLite would build it, before the
+//! memory is spent.
 //!
 //! Why rusqlite rather than sqlx here: sqlx's SQLite driver runs each connection on a thread of
 //! its own and hops every row across a channel; measured on our 2-core machine that cost about
@@ -12,6 +15,7 @@
 //! `;`-separated statement it is given, and offers no authorizer without `unsafe`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,7 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::guard::GuardedSql;
-use super::types::{Column, ReadLimits, RowBudget};
+use super::session::PoolFigures;
+use super::types::{Column, ReadLimits, RowBudget, TooLarge};
 use super::warehouse::QueryRows;
 use crate::tools::ToolError;
 
@@ -53,6 +58,7 @@ pub struct SqlitePool {
     settings: SqliteSettings,
     permits: Arc<Semaphore>,
     idle: Arc<Mutex<Vec<IdleConnection>>>,
+    waiting: AtomicUsize,
 }
 
 struct IdleConnection {
@@ -72,6 +78,9 @@ pub enum SqliteError {
     /// The blocking task died.
     #[error("the query thread failed: {0}")]
     Thread(String),
+    /// A value or row over the call's byte budget.
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
 }
 
 impl SqlitePool {
@@ -80,7 +89,22 @@ impl SqlitePool {
         SqlitePool {
             permits: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
             idle: Arc::new(Mutex::new(Vec::new())),
+            waiting: AtomicUsize::new(0),
             settings,
+        }
+    }
+
+    /// The pool's gauges.
+    pub fn figures(&self) -> PoolFigures {
+        let max = self.settings.max_connections.max(1) as usize;
+        let in_use = max.saturating_sub(self.permits.available_permits());
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).len();
+        PoolFigures {
+            max,
+            open: in_use + idle,
+            in_use,
+            idle,
+            waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
 
@@ -93,13 +117,16 @@ impl SqlitePool {
         limits: ReadLimits,
         cancel: &CancellationToken,
     ) -> Result<QueryRows, SqliteError> {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = tokio::time::timeout(
             self.settings.acquire_timeout,
             Arc::clone(&self.permits).acquire_owned(),
         )
-        .await
-        .map_err(|_| SqliteError::PoolTimeout(self.settings.acquire_timeout))?
-        .map_err(|e| SqliteError::Thread(e.to_string()))?;
+        .await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = permit
+            .map_err(|_| SqliteError::PoolTimeout(self.settings.acquire_timeout))?
+            .map_err(|e| SqliteError::Thread(e.to_string()))?;
         let idle = self.take_idle();
         let settings = self.settings.clone();
         let pool = Arc::clone(&self.idle);
@@ -154,7 +181,50 @@ fn run(
             since: Instant::now(),
         });
     }
-    result.map_err(SqliteError::Engine)
+    result.map_err(|error| match error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.code == rusqlite::ErrorCode::TooBig =>
+        {
+            SqliteError::TooLarge(TooLarge {
+                bytes: None,
+                budget: limits.bytes,
+            })
+        }
+        other => SqliteError::Engine(other),
+    })
+}
+
+/// SQLite's own ceiling on a string, blob or row, which `SQLITE_LIMIT_LENGTH` may only lower.
+const SQLITE_MAX_LENGTH: usize = 1_000_000_000;
+
+/// Lowers `SQLITE_LIMIT_LENGTH` to a call's byte budget for as long as it lives, then puts the
+/// connection's previous limit back, so the next call starts from its own budget.
+struct LengthLimit<'c> {
+    connection: &'c Connection,
+    previous: i32,
+}
+
+impl<'c> LengthLimit<'c> {
+    fn lower_to(connection: &'c Connection, bytes: usize) -> rusqlite::Result<Self> {
+        // SQLite applies the limit to a stored row's whole record too, even when only a small
+        // column of it is selected; below 1 MiB a small budget would fail such reads instead of
+        // truncating them, while 1 MiB more or less is no memory risk.
+        let bytes = bytes.clamp(super::query::DEFAULT_MAX_BYTES as usize, SQLITE_MAX_LENGTH);
+        let limit = i32::try_from(bytes).unwrap_or(i32::MAX);
+        let previous = connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, limit)?;
+        Ok(LengthLimit {
+            connection,
+            previous,
+        })
+    }
+}
+
+impl Drop for LengthLimit<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, self.previous);
+    }
 }
 
 fn open(settings: &SqliteSettings) -> Result<Connection, rusqlite::Error> {
@@ -180,10 +250,10 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
             Authorization::Allow
         }
         AuthAction::Function { function_name } => {
-            if super::guard::is_denied_sqlite_function(function_name) {
-                Authorization::Deny
-            } else {
+            if super::guard::is_allowed_sqlite_function(function_name) {
                 Authorization::Allow
+            } else {
+                Authorization::Deny
             }
         }
         AuthAction::Pragma {
@@ -216,7 +286,19 @@ fn read(
         .map(|c| DeclaredKind::of(&c.r#type))
         .collect();
     let bound: Vec<rusqlite::types::Value> = params.iter().map(to_sqlite).collect();
-    let mut rows = statement.query(rusqlite::params_from_iter(bound.iter()))?;
+    if statement.parameter_count() != bound.len() {
+        return Err(rusqlite::Error::InvalidParameterCount(
+            bound.len(),
+            statement.parameter_count(),
+        ));
+    }
+    // The statement is prepared and its parameters bound before the limit drops: it bounds the
+    // values the query builds and reads, not the SQL text or the caller's parameters.
+    for (index, value) in bound.iter().enumerate() {
+        statement.raw_bind_parameter(index + 1, value)?;
+    }
+    let _limit = LengthLimit::lower_to(connection, limits.bytes)?;
+    let mut rows = statement.raw_query();
     let mut values = Vec::new();
     let mut budget = RowBudget::new(limits);
     let mut truncated = false;
@@ -340,6 +422,7 @@ pub fn explain(error: SqliteError, name: &str, place: &str) -> ToolError {
             transient: true,
         },
         SqliteError::Thread(message) => ToolError::Internal(message),
+        SqliteError::TooLarge(too_large) => ToolError::InvalidArguments(too_large.to_string()),
         SqliteError::Engine(rusqlite::Error::InvalidParameterCount(given, expected)) => {
             ToolError::InvalidArguments(format!(
                 "the statement has {expected} placeholder(s) but params has {given} value(s)"

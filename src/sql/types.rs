@@ -43,6 +43,20 @@ impl ReadLimits {
     }
 }
 
+/// A value or row larger than the whole byte budget of the call, refused before it was
+/// converted (or, where the database checks it, before it was sent).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "a value or row{} is larger than the byte budget of {budget} bytes (max_bytes); select fewer or shorter values, e.g. substr(column, 1, 1000), or raise max_bytes",
+    .bytes.map(|b| format!(" of {b} bytes")).unwrap_or_default()
+)]
+pub struct TooLarge {
+    /// Its size, when known.
+    pub bytes: Option<usize>,
+    /// The call's byte budget.
+    pub budget: usize,
+}
+
 /// Counts rows and their approximate JSON size against [`ReadLimits`] while a result streams in.
 #[derive(Debug)]
 pub struct RowBudget {
@@ -67,6 +81,22 @@ impl RowBudget {
     /// Whether another row may still be read at all.
     pub fn has_room(&self) -> bool {
         self.rows < self.limits.rows && !self.byte_limited
+    }
+
+    /// Checks a row's size as the driver received it, before it is converted to JSON: a row larger
+    /// than the whole budget is an error, one larger than what is left ends the read.
+    pub fn fits_raw(&mut self, raw_bytes: usize) -> Result<bool, TooLarge> {
+        if raw_bytes > self.limits.bytes {
+            return Err(TooLarge {
+                bytes: Some(raw_bytes),
+                budget: self.limits.bytes,
+            });
+        }
+        if raw_bytes > self.limits.bytes - self.bytes {
+            self.byte_limited = true;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// Counts `row`; `false` when it does not fit, and it must be left out.

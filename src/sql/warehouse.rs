@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use super::function_check::CatalogVerdicts;
 use super::guard::{Dialect, GuardedSql};
 use super::mysql::MysqlEngine;
 use super::postgres::PostgresEngine;
@@ -80,6 +81,7 @@ impl Warehouses {
 pub struct Warehouse {
     config: WarehouseConfig,
     engine: Engine,
+    verdicts: CatalogVerdicts,
 }
 
 enum Engine {
@@ -96,6 +98,7 @@ fn server_settings(config: &WarehouseConfig, url: &str) -> ServerSettings {
     ServerSettings {
         name: config.name.clone(),
         require_read_only_account: config.require_read_only_account,
+        allow_privileged_account: config.allow_privileged_account,
         url: url.to_owned(),
         max_connections: config.max_connections,
         acquire_timeout: Duration::from_millis(config.connect_timeout_ms),
@@ -133,7 +136,11 @@ impl Warehouse {
                     .map_err(|e| format!("warehouse '{}': {e}", config.name))?,
             ),
         };
-        Ok(Warehouse { config, engine })
+        Ok(Warehouse {
+            config,
+            engine,
+            verdicts: CatalogVerdicts::default(),
+        })
     }
 
     /// The warehouse's name.
@@ -154,6 +161,21 @@ impl Warehouse {
     /// What the data is about, from the config.
     pub fn description(&self) -> Option<&str> {
         self.config.description.as_deref()
+    }
+
+    /// Checks client SQL with this warehouse's guard settings.
+    pub fn guard(&self, sql: &str) -> Result<GuardedSql, ToolError> {
+        super::guard::check_with(sql, self.dialect(), &self.config.guard)
+            .map_err(|e| ToolError::Refused(e.to_string()))
+    }
+
+    /// Its connection pool's state now; `None` for a SQLite warehouse not opened yet.
+    pub fn pool_figures(&self) -> Option<super::session::PoolFigures> {
+        match &self.engine {
+            Engine::Sqlite { pool, .. } => pool.get().map(SqlitePool::figures),
+            Engine::Postgres(engine) => Some(engine.pool_figures()),
+            Engine::Mysql(engine) => Some(engine.pool_figures()),
+        }
     }
 
     /// The SQL dialect its queries are checked against.
@@ -182,6 +204,7 @@ impl Warehouse {
                 self.name()
             )));
         }
+        self.vouch_for_functions(sql).await?;
         let cancel = ctx.cancellation();
         let rows = match &self.engine {
             Engine::Sqlite { .. } => self
@@ -205,6 +228,30 @@ impl Warehouse {
         };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)
+    }
+
+    /// Asks the catalog about the functions the guard left to it, unless it answered recently.
+    async fn vouch_for_functions(&self, sql: &GuardedSql) -> Result<(), ToolError> {
+        if sql.functions_for_the_catalog().is_empty() {
+            return Ok(());
+        }
+        let unjudged = self.verdicts.unjudged(sql).map_err(ToolError::Refused)?;
+        if unjudged.is_empty() {
+            return Ok(());
+        }
+        let judged = match &self.engine {
+            // SQLite has no catalog of functions: its guard decides alone.
+            Engine::Sqlite { .. } => return Ok(()),
+            Engine::Postgres(engine) => engine
+                .judge_functions(&unjudged, self.name())
+                .await
+                .map_err(|e| super::postgres::explain(e, self.name(), engine.place(), false))?,
+            Engine::Mysql(engine) => engine
+                .judge_functions(&unjudged, self.name())
+                .await
+                .map_err(|e| super::mysql::explain(e, self.name(), engine.place(), false))?,
+        };
+        self.verdicts.record(judged).map_err(ToolError::Refused)
     }
 
     fn place(&self) -> String {

@@ -1,22 +1,32 @@
-//! The account inspection against real read-only and read-write accounts.
+//! The account inspection against real read-only, read-write and administrative accounts.
 
 use serde_json::json;
 use sqlx::Connection;
 
 use crate::support::*;
 
-fn config(url: &str, require: bool) -> tempfile::TempDir {
+fn config(url: &str, require: bool, allow_privileged: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("c.toml"),
-        format!("[warehouses.w]\nurl = \"{url}\"\nrequire_read_only_account = {require}\n"),
+        format!(
+            "[warehouses.w]\nurl = \"{url}\"\nrequire_read_only_account = {require}\nallow_privileged_account = {allow_privileged}\n"
+        ),
     )
     .expect("config");
     dir
 }
 
 async fn outcome(url: &str, require: bool) -> (bool, String, serde_json::Value) {
-    let dir = config(url, require);
+    outcome_with(url, require, false).await
+}
+
+async fn outcome_with(
+    url: &str,
+    require: bool,
+    allow_privileged: bool,
+) -> (bool, String, serde_json::Value) {
+    let dir = config(url, require, allow_privileged);
     let client = connect(Some(&dir.path().join("c.toml"))).await;
     let result = call(&client, "sql_query", json!({"sql": "SELECT 1 AS one"})).await;
     let listed = call(&client, "sql_list_warehouses", json!({})).await;
@@ -72,10 +82,20 @@ async fn postgres_accounts_that_can_write_are_flagged_and_can_be_refused() {
     );
     assert_eq!(can_write, true);
 
-    let (failed, message, can_write) = outcome(ADMIN, false).await;
+    let (failed, message, _) = outcome(ADMIN, false).await;
+    assert!(failed, "a superuser is refused by default");
+    assert!(message.starts_with("refused: "), "{message}");
+    assert!(message.contains("is a superuser"), "{message}");
+    assert!(
+        message.contains("CREATE ROLE") && message.contains("GRANT SELECT ON ALL TABLES"),
+        "gives the SQL of a read-only role: {message}"
+    );
+    assert!(message.contains("allow_privileged_account"), "{message}");
+
+    let (failed, message, can_write) = outcome_with(ADMIN, false, true).await;
     assert!(
         !failed,
-        "without the requirement a superuser is only flagged: {message}"
+        "with the override a superuser is only flagged: {message}"
     );
     assert_eq!(can_write, true);
 
@@ -127,8 +147,18 @@ async fn mysql_accounts_that_can_write_are_flagged_and_can_be_refused() {
     );
     assert_eq!(can_write, true);
 
-    let (failed, _, can_write) = outcome(ADMIN, false).await;
-    assert!(!failed);
+    let (failed, message, _) = outcome(ADMIN, false).await;
+    assert!(failed, "root is refused by default");
+    assert!(
+        message.contains("holds FILE") && message.contains("holds SUPER"),
+        "{message}"
+    );
+    assert!(
+        message.contains("CREATE USER") && message.contains("GRANT SELECT ON `test`.*"),
+        "gives the SQL of a read-only user: {message}"
+    );
+    let (failed, message, can_write) = outcome_with(ADMIN, false, true).await;
+    assert!(!failed, "{message}");
     assert_eq!(can_write, true);
 
     for sql in [

@@ -29,6 +29,18 @@ fn check_sql_says_allowed_or_refused_with_exit_codes() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&refused.stdout).starts_with("refused: 2 statements"));
 
+    let catalog = datamcp(&[
+        "check-sql",
+        "--dialect",
+        "postgres",
+        "SELECT lower(name) FROM t",
+    ]);
+    assert_eq!(catalog.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&catalog.stdout),
+        "allowed if the database vouches for lower()\n"
+    );
+
     let usage = datamcp(&["check-sql", "--dialect", "oracle", "SELECT 1"]);
     assert_eq!(usage.status.code(), Some(2));
 }

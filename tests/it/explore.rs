@@ -134,7 +134,7 @@ async fn postgres_tables_are_described_with_keys_comments_and_plans() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("c.toml"),
-        format!("[warehouses.pg]\nurl = \"{SERVER}\"\n"),
+        format!("[warehouses.pg]\nurl = \"{SERVER}\"\nallow_privileged_account = true\n"),
     )
     .expect("config");
     let client = connect(Some(&dir.path().join("c.toml"))).await;
@@ -221,7 +221,7 @@ async fn mysql_tables_are_described_with_keys_and_plans() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("c.toml"),
-        format!("[warehouses.my]\nurl = \"{SERVER}\"\n"),
+        format!("[warehouses.my]\nurl = \"{SERVER}\"\nallow_privileged_account = true\n"),
     )
     .expect("config");
     let client = connect(Some(&dir.path().join("c.toml"))).await;

@@ -108,7 +108,10 @@ async fn database_accepts(warehouses: &Warehouses, sql: &str, dialect: Dialect) 
 
 fn warehouses(url: &str) -> Warehouses {
     let config = Config::parse(
-        &format!("[warehouses.probe]\nurl = \"{url}\"\nmax_connections = 1\n"),
+        // The probes run as superuser to measure the worst case the README warns about.
+        &format!(
+            "[warehouses.probe]\nurl = \"{url}\"\nmax_connections = 1\nallow_privileged_account = true\n"
+        ),
         "probe.toml",
     )
     .expect("config");
@@ -170,12 +173,14 @@ fn probe_file(name: &str) -> String {
     format!("/tmp/datamcp_probe_{}_{name}", std::process::id())
 }
 
-/// The corpus names files `/tmp/datamcp_probe_<name>`; this run's own names replace them.
+/// The corpus names files `/tmp/datamcp_probe_<name>`, advisory lock 42 and named lock 'x';
+/// this run's own names replace them, so runs side by side (and other clients of the same
+/// servers) cannot block or see each other's probes.
 fn with_own_files(sql: &str) -> String {
-    sql.replace(
-        "/tmp/datamcp_probe_",
-        &format!("/tmp/datamcp_probe_{}_", std::process::id()),
-    )
+    let pid = std::process::id();
+    sql.replace("/tmp/datamcp_probe_", &format!("/tmp/datamcp_probe_{pid}_"))
+        .replace("lock(42)", &format!("lock({pid})"))
+        .replace("('x'", &format!("('datamcp_probe_{pid}'"))
 }
 
 fn remove_probe_files() {

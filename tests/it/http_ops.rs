@@ -11,7 +11,7 @@ use crate::support::*;
 async fn readiness_reports_each_warehouse() {
     let proxy = Proxy::start("127.0.0.1:5432").await;
     let sandbox = Sandbox::new(&format!(
-        "[warehouses.pg]\nurl = \"postgres://postgres@{}/test\"\nconnect_timeout_ms = 1000\n",
+        "[warehouses.pg]\nurl = \"postgres://postgres@{}/test\"\nconnect_timeout_ms = 1000\nallow_privileged_account = true\n",
         proxy.address()
     ));
     let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);

@@ -9,6 +9,7 @@ mod custom_tools;
 mod errors;
 mod explore;
 mod garbage;
+mod guard_attacks;
 mod guard_corpus;
 mod http_limits;
 mod http_ops;

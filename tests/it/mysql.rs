@@ -50,7 +50,10 @@ fn config(url: &str, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("datamcp.toml"),
-        format!("[warehouses.my]\nurl = \"{url}\"\nconnect_timeout_ms = 2000\n{extra}\n"),
+        // root is the test server's account.
+        format!(
+            "[warehouses.my]\nurl = \"{url}\"\nconnect_timeout_ms = 2000\nallow_privileged_account = true\n{extra}\n"
+        ),
     )
     .expect("write config");
     dir

@@ -45,7 +45,10 @@ fn config(url: &str, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("datamcp.toml"),
-        format!("[warehouses.pg]\nurl = \"{url}\"\nconnect_timeout_ms = 2000\n{extra}\n"),
+        // The test server's only account is a superuser.
+        format!(
+            "[warehouses.pg]\nurl = \"{url}\"\nconnect_timeout_ms = 2000\nallow_privileged_account = true\n{extra}\n"
+        ),
     )
     .expect("write config");
     dir

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::catalog_query;
 use crate::sql::catalog;
-use crate::sql::guard::{self, Dialect};
+use crate::sql::guard::Dialect;
 use crate::sql::warehouse::Warehouses;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
@@ -65,8 +65,7 @@ impl Tool for Explain {
         params: &ExplainParams,
     ) -> Result<ExplainOutput, ToolError> {
         let warehouse = self.warehouses.get(params.warehouse.as_deref())?;
-        let query = guard::check(&params.sql, warehouse.dialect())
-            .map_err(|e| ToolError::Refused(e.to_string()))?;
+        let query = warehouse.guard(&params.sql)?;
         if !query.is_query() {
             return Err(ToolError::InvalidArguments(
                 "give the query itself, without EXPLAIN".to_owned(),

@@ -9,18 +9,18 @@
 
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{
-    Expr, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, Visit,
-    Visitor,
-};
+use sqlparser::ast::{ObjectName, ObjectNamePart, Statement, Visit};
 use sqlparser::dialect::{MySqlDialect, PostgreSqlDialect, SQLiteDialect};
-use sqlparser::parser::Parser;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+#[cfg(test)]
+mod fuzz;
+mod lexing;
 mod lists;
+mod walk;
 
-use lists::denied_functions;
-pub use lists::{is_denied_sqlite_function, is_reporting_sqlite_pragma};
+pub use lists::{is_allowed_sqlite_function, is_reporting_sqlite_pragma};
 
 /// The SQL dialects the guard knows.
 #[derive(
@@ -64,12 +64,106 @@ impl Dialect {
     }
 }
 
+/// The bounds a statement must fit before it is parsed, and the functions a warehouse's config
+/// vouches for. The defaults admit any hand-written or generated analytical query we have seen
+/// and keep the guard's own cost per call to a few milliseconds and a few megabytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Longest SQL text, in bytes.
+    pub max_bytes: usize,
+    /// Most tokens (words, literals, operators; not whitespace or comments).
+    pub max_tokens: usize,
+    /// Deepest nesting: parentheses plus the operators chained inside them.
+    pub max_depth: usize,
+    /// Functions allowed beyond the built-in lists, as `name` or `schema.name` (PostgreSQL and
+    /// MySQL/MariaDB). Never overrides the functions that are never allowed.
+    pub allowed_functions: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_bytes: 256 * 1024,
+            max_tokens: 20_000,
+            max_depth: 1_000,
+            allowed_functions: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    fn allows(&self, function: &FunctionName) -> bool {
+        let qualified = function.to_string();
+        self.allowed_functions.iter().any(|allowed| {
+            allowed.eq_ignore_ascii_case(&qualified)
+                || (!allowed.contains('.') && allowed.eq_ignore_ascii_case(&function.name))
+        })
+    }
+}
+
+/// A function as the database resolves it: name folded as the dialect folds it, and the schema
+/// when the call names one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FunctionName {
+    /// The schema (PostgreSQL) or database (MySQL) the call names, if any.
+    pub schema: Option<String>,
+    /// The function's name.
+    pub name: String,
+}
+
+impl std::fmt::Display for FunctionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.schema {
+            Some(schema) => write!(f, "{schema}.{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// Why a statement was refused. Each message says what was found and what is allowed instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GuardError {
     /// Nothing but whitespace or comments.
     #[error("the SQL is empty; send one SELECT query")]
     Empty,
+    /// Longer than the warehouse allows.
+    #[error(
+        "the SQL is {bytes} bytes, over the limit of {limit} (max_sql_bytes); send a shorter query: aggregate in SQL, or pass long value lists as params"
+    )]
+    TooLong {
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// More tokens than the warehouse allows.
+    #[error(
+        "the SQL has {tokens} tokens, over the limit of {limit} (max_sql_tokens); send a shorter query: aggregate in SQL, or pass long value lists as params"
+    )]
+    TooManyTokens {
+        /// How many it has.
+        tokens: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Nested or chained deeper than the warehouse allows.
+    #[error(
+        "the SQL nests {depth} levels deep (parentheses plus chained operators such as + AND || UNION), over the limit of {limit} (max_sql_depth); split long chains, e.g. use IN (…) instead of many ORs"
+    )]
+    TooDeep {
+        /// Its depth.
+        depth: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// Nested deeper than the parser follows.
+    #[error(
+        "the SQL nests subqueries, parentheses or prefix operators (NOT, -) more than {0} levels deep; flatten it"
+    )]
+    TooNested(usize),
+    /// A NUL character, which databases treat inconsistently.
+    #[error("the SQL contains a NUL character (\\0); remove it")]
+    NulByte,
     /// Not valid SQL for this dialect; the guard fails closed.
     #[error("the SQL does not parse as {dialect}: {message}")]
     Parse {
@@ -90,7 +184,9 @@ pub enum GuardError {
     #[error("a data-modifying {0} inside the query is not allowed; the query must only read")]
     NestedWrite(String),
     /// `SELECT … INTO` creates a table or writes variables/files.
-    #[error("SELECT … INTO is not allowed (it writes); select the rows without INTO")]
+    #[error(
+        "SELECT … INTO is not allowed (it writes a table, a file or variables); select the rows without INTO"
+    )]
     SelectInto,
     /// `FOR UPDATE` / `FOR SHARE` take row locks.
     #[error("locking reads (FOR UPDATE/FOR SHARE) are not allowed; drop the locking clause")]
@@ -100,39 +196,62 @@ pub enum GuardError {
         "EXPLAIN ANALYZE executes the statement and is not allowed; use EXPLAIN without ANALYZE"
     )]
     ExplainAnalyze,
-    /// A function with side effects or host access.
-    #[error("function {0}() is not allowed: it has side effects or reaches outside the database")]
+    /// A function that is never allowed.
+    #[error(
+        "function {0}() is not allowed: it runs SQL of its own, reaches outside the database, sleeps, takes locks, or changes state that outlives the query"
+    )]
     DeniedFunction(String),
+    /// A function the dialect does not have (SQLite), or a name that cannot be resolved.
+    #[error(
+        "function {0}() is not one of the database's built-in read-only functions; use a built-in function"
+    )]
+    UnknownFunction(String),
     /// A PRAGMA that writes or is not known to be read-only.
     #[error(
         "PRAGMA {0} is not allowed here; reporting PRAGMAs are, e.g. PRAGMA table_info('orders') or SELECT * FROM pragma_table_info('orders')"
     )]
     Pragma(String),
-    /// MySQL executable comments run their content on the server.
-    #[error("MySQL executable comments (/*! … */) are not allowed; write the SQL without them")]
+    /// MySQL and MariaDB executable comments run their content on the server.
+    #[error(
+        "executable comments (/*! … */, /*M! … */) are not allowed: MySQL and MariaDB run their content; write the SQL without them"
+    )]
     ExecutableComment,
+    /// MySQL optimizer hints can change session limits for the statement.
+    #[error(
+        "optimizer hints (/*+ … */) are not allowed: they can lift the time limit; write the SQL without them"
+    )]
+    OptimizerHint,
+    /// A comment the database would end at a different place than the guard.
+    #[error(
+        "a '--' comment followed by a non-ASCII space is read differently by MySQL; put a plain space after '--'"
+    )]
+    UnusualComment,
+    /// MySQL user variables persist on the pooled connection.
+    #[error(
+        "user variables (@name, :=) are not allowed: they persist on the shared connection; compute the value in the query instead"
+    )]
+    UserVariable,
+    /// PostgreSQL `U&"…"` identifiers.
+    #[error(
+        "Unicode-escaped names (U&\"…\") are not allowed; write the name plainly, in double quotes if needed"
+    )]
+    UnicodeEscapedName,
 }
 
 /// SQL that passed the guard: one read-only statement in a known dialect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardedSql {
     text: String,
-    canonical: String,
     dialect: Dialect,
     is_query: bool,
+    for_the_catalog: Vec<FunctionName>,
 }
 
 impl GuardedSql {
-    /// The SQL as submitted.
+    /// The SQL as submitted, which is exactly what the database runs (and what the result cache
+    /// keys on: a normalised form would merge statements the database tells apart).
     pub fn text(&self) -> &str {
         &self.text
-    }
-
-    /// The statement re-rendered from its syntax tree: whitespace, comments and keyword case
-    /// normalised. Equal canonical forms mean the same statement (the cache key uses this), and
-    /// it is exactly what the guard checked.
-    pub fn canonical(&self) -> &str {
-        &self.canonical
     }
 
     /// The dialect it was checked for.
@@ -146,15 +265,22 @@ impl GuardedSql {
     pub fn bypassing_the_guard_in_tests(sql: &str, dialect: Dialect) -> Self {
         GuardedSql {
             text: sql.to_owned(),
-            canonical: sql.to_owned(),
             dialect,
             is_query: false,
+            for_the_catalog: Vec::new(),
         }
     }
 
     /// Whether it is a plain query (not EXPLAIN or a PRAGMA), so it can be wrapped in a cursor.
     pub fn is_query(&self) -> bool {
         self.is_query
+    }
+
+    /// Functions the statement calls that only the database's catalog can vouch for
+    /// (PostgreSQL: volatility; MySQL/MariaDB: a stored function's declared SQL access). The
+    /// engine checks them before running the statement.
+    pub fn functions_for_the_catalog(&self) -> &[FunctionName] {
+        &self.for_the_catalog
     }
 }
 
@@ -186,19 +312,93 @@ pub fn placeholder_count(sql: &str, dialect: Dialect) -> Option<usize> {
     Some(plain.max(highest))
 }
 
-/// Checks `sql` for `dialect`; the only way to obtain a [`GuardedSql`].
+/// Checks `sql` for `dialect` with the default [`Settings`].
 pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
-    let parser_dialect = dialect.parser_dialect();
-    if dialect == Dialect::Mysql && has_executable_comment(sql) {
-        return Err(GuardError::ExecutableComment);
+    check_with(sql, dialect, &Settings::default())
+}
+
+/// Nesting of subqueries, parenthesised expressions and prefix operators the parser follows.
+const RECURSION_LIMIT: usize = 64;
+/// Stack each level of depth may need while the tree is parsed, walked or dropped: a level
+/// of parentheses can be a whole subquery, several frames in each walk. Measured on debug builds
+/// (the larger frames), with room to spare.
+const STACK_PER_LEVEL: usize = 16 * 1024;
+/// Stack the parser keeps free between the points where it can grow its stack.
+const PARSER_RED_ZONE: usize = 512 * 1024;
+static PARSER_STACK: std::sync::Once = std::sync::Once::new();
+/// Stack any statement may need besides its depth.
+const STACK_BASE: usize = 1024 * 1024;
+
+/// Checks `sql` for `dialect` within `settings`; the only way to obtain a [`GuardedSql`].
+///
+/// Size and depth are bounded on the tokens, before anything is parsed, and the parse, the walk
+/// and the tree's drop run on a stack sized for the depth allowed, so no input can overflow a
+/// thread's stack or make the guard itself the costly part of a call.
+pub fn check_with(
+    sql: &str,
+    dialect: Dialect,
+    settings: &Settings,
+) -> Result<GuardedSql, GuardError> {
+    if sql.len() > settings.max_bytes {
+        return Err(GuardError::TooLong {
+            bytes: sql.len(),
+            limit: settings.max_bytes,
+        });
     }
-    let statements = Parser::new(parser_dialect)
-        .with_recursion_limit(64)
-        .try_with_sql(sql)
-        .and_then(|mut parser| parser.parse_statements())
+    if sql.contains('\0') {
+        return Err(GuardError::NulByte);
+    }
+    if dialect == Dialect::Mysql {
+        lexing::check_mysql_comments(sql)?;
+    }
+    let tokens = Tokenizer::new(dialect.parser_dialect(), sql)
+        .tokenize_with_location()
         .map_err(|e| GuardError::Parse {
             dialect: dialect.name(),
             message: e.to_string(),
+        })?;
+    let shape = lexing::scan(&tokens, dialect)?;
+    if shape.tokens > settings.max_tokens {
+        return Err(GuardError::TooManyTokens {
+            tokens: shape.tokens,
+            limit: settings.max_tokens,
+        });
+    }
+    if shape.depth > settings.max_depth {
+        return Err(GuardError::TooDeep {
+            depth: shape.depth,
+            limit: settings.max_depth,
+        });
+    }
+    PARSER_STACK.call_once(|| {
+        // sqlparser grows its stack in the functions it marks recursive when less than this is
+        // left; in between, its frames (large in debug builds) must fit in what remains.
+        recursive::set_minimum_stack_size(PARSER_RED_ZONE);
+    });
+    // Only a thread with less stack left than this statement may need pays for a new one.
+    let stack = STACK_BASE + shape.depth * STACK_PER_LEVEL;
+    stacker::maybe_grow(stack, stack, || {
+        check_tree(sql, tokens, shape, dialect, settings)
+    })
+}
+
+fn check_tree(
+    sql: &str,
+    tokens: Vec<TokenWithSpan>,
+    shape: lexing::Shape,
+    dialect: Dialect,
+    settings: &Settings,
+) -> Result<GuardedSql, GuardError> {
+    let statements = Parser::new(dialect.parser_dialect())
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens)
+        .parse_statements()
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => GuardError::TooNested(RECURSION_LIMIT),
+            other => GuardError::Parse {
+                dialect: dialect.name(),
+                message: other.to_string(),
+            },
         })?;
     let statement = match statements.as_slice() {
         [] => return Err(GuardError::Empty),
@@ -206,15 +406,23 @@ pub fn check(sql: &str, dialect: Dialect) -> Result<GuardedSql, GuardError> {
         many => return Err(GuardError::MultipleStatements(many.len())),
     };
     check_top_level(statement, dialect)?;
-    let mut walker = ReadOnlyWalker { dialect, depth: 0 };
+    let mut walker = walk::ReadOnlyWalker {
+        dialect,
+        settings,
+        depth: 0,
+        for_the_catalog: Vec::new(),
+    };
     if let ControlFlow::Break(error) = statement.visit(&mut walker) {
         return Err(error);
     }
+    if shape.has_into {
+        return Err(GuardError::SelectInto);
+    }
     Ok(GuardedSql {
         text: sql.to_owned(),
-        canonical: statement.to_string(),
         dialect,
         is_query: matches!(statement, Statement::Query(_)),
+        for_the_catalog: walker.for_the_catalog,
     })
 }
 
@@ -261,91 +469,7 @@ fn check_top_level(statement: &Statement, dialect: Dialect) -> Result<(), GuardE
     }
 }
 
-/// Walks the whole tree: nested statements, SELECT … INTO, locks, functions.
-struct ReadOnlyWalker {
-    dialect: Dialect,
-    depth: usize,
-}
-
-impl Visitor for ReadOnlyWalker {
-    type Break = GuardError;
-
-    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<GuardError> {
-        self.depth += 1;
-        // The top level was checked already; below it only queries may appear.
-        if self.depth > 1 && !matches!(statement, Statement::Query(_)) {
-            return ControlFlow::Break(GuardError::NestedWrite(statement_kind(statement)));
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn post_visit_statement(&mut self, _statement: &Statement) -> ControlFlow<GuardError> {
-        self.depth -= 1;
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<GuardError> {
-        if !query.locks.is_empty() {
-            return ControlFlow::Break(GuardError::LockingRead);
-        }
-        if let Some(error) = nested_write(&query.body) {
-            return ControlFlow::Break(error);
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<GuardError> {
-        if select.into.is_some() {
-            return ControlFlow::Break(GuardError::SelectInto);
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<GuardError> {
-        if let Expr::Function(function) = expr {
-            return self.check_function(&function.name);
-        }
-        ControlFlow::Continue(())
-    }
-
-    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<GuardError> {
-        match factor {
-            TableFactor::Table {
-                name,
-                args: Some(_),
-                ..
-            }
-            | TableFactor::Function { name, .. } => self.check_function(name),
-            _ => ControlFlow::Continue(()),
-        }
-    }
-}
-
-impl ReadOnlyWalker {
-    fn check_function(&self, name: &ObjectName) -> ControlFlow<GuardError> {
-        let function = last_part(name);
-        if denied_functions(self.dialect).contains(&function.as_str()) {
-            ControlFlow::Break(GuardError::DeniedFunction(function))
-        } else {
-            ControlFlow::Continue(())
-        }
-    }
-}
-
-fn nested_write(body: &SetExpr) -> Option<GuardError> {
-    match body {
-        SetExpr::Insert(_) => Some(GuardError::NestedWrite("INSERT".into())),
-        SetExpr::Update(_) => Some(GuardError::NestedWrite("UPDATE".into())),
-        SetExpr::Delete(_) => Some(GuardError::NestedWrite("DELETE".into())),
-        SetExpr::Merge(_) => Some(GuardError::NestedWrite("MERGE".into())),
-        SetExpr::SetOperation { left, right, .. } => {
-            nested_write(left).or_else(|| nested_write(right))
-        }
-        _ => None,
-    }
-}
-
-/// The lowercase last part of a possibly qualified name (`pg_catalog.pg_sleep` → `pg_sleep`).
+/// The lowercase last part of a possibly qualified name.
 fn last_part(name: &ObjectName) -> String {
     match name.0.last() {
         Some(ObjectNamePart::Identifier(ident)) => ident.value.to_lowercase(),
@@ -373,57 +497,6 @@ fn statement_kind(statement: &Statement) -> String {
         }
         [first, ..] => first.to_ascii_uppercase(),
         [] => "this statement".to_owned(),
-    }
-}
-
-/// Whether MySQL would execute part of a comment (`/*! … */`). MySQL's tokenizer reads such a
-/// comment's content as SQL, so a `/*!` that is not inside a token (a string literal or quoted
-/// identifier) is an executable comment.
-fn has_executable_comment(sql: &str) -> bool {
-    let occurrences: Vec<usize> = sql.match_indices("/*!").map(|(i, _)| i).collect();
-    if occurrences.is_empty() {
-        return false;
-    }
-    let Ok(tokens) = Tokenizer::new(&MySqlDialect {}, sql).tokenize_with_location() else {
-        // Unparseable input is refused by the parser; stay on the safe side regardless.
-        return true;
-    };
-    let offsets = LineOffsets::new(sql);
-    let covered: Vec<(usize, usize)> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .filter_map(|t| Some((offsets.at(t.span.start)?, offsets.at(t.span.end)?)))
-        .collect();
-    occurrences
-        .iter()
-        .any(|&at| !covered.iter().any(|&(start, end)| start <= at && at < end))
-}
-
-/// Converts the tokenizer's (line, column) locations, counted in characters, to byte offsets.
-struct LineOffsets<'a> {
-    lines: Vec<&'a str>,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineOffsets<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineOffsets {
-            lines: text.split('\n').collect(),
-            starts,
-        }
-    }
-
-    fn at(&self, location: sqlparser::tokenizer::Location) -> Option<usize> {
-        let line = usize::try_from(location.line).ok()?.checked_sub(1)?;
-        let column = usize::try_from(location.column).ok()?.checked_sub(1)?;
-        let text = self.lines.get(line)?;
-        let within = text
-            .char_indices()
-            .nth(column)
-            .map_or(text.len(), |(i, _)| i);
-        Some(self.starts.get(line)? + within)
     }
 }
 
@@ -698,9 +771,377 @@ mod tests {
     }
 
     #[test]
-    fn canonical_form_ignores_whitespace_comments_and_case() {
-        let a = check("select  id\nFROM orders -- note\n", Dialect::Sqlite).expect("allowed");
-        let b = check("SELECT id FROM orders", Dialect::Sqlite).expect("allowed");
-        assert_eq!(a.canonical(), b.canonical());
+    fn the_guarded_text_is_exactly_what_was_submitted() {
+        let sql = "select  id\nFROM orders -- note\n";
+        assert_eq!(check(sql, Dialect::Sqlite).expect("allowed").text(), sql);
+    }
+
+    fn chain(first: &str, separator: &str, terms: usize) -> String {
+        let mut sql = String::from(first);
+        for _ in 1..terms {
+            sql.push_str(separator);
+            sql.push('1');
+        }
+        sql
+    }
+
+    #[test]
+    fn deep_chains_are_refused_before_parsing_with_the_limit_named() {
+        for (dialect, separator) in [
+            (Dialect::Postgres, "+"),
+            (Dialect::Postgres, " AND "),
+            (Dialect::Postgres, " || "),
+            (Dialect::Mysql, " OR "),
+            (Dialect::Sqlite, " UNION ALL SELECT "),
+        ] {
+            let sql = chain("SELECT 1", separator, 40_000);
+            let started = std::time::Instant::now();
+            let error = refused(dialect, &sql);
+            assert!(
+                matches!(
+                    error,
+                    GuardError::TooDeep { .. }
+                        | GuardError::TooManyTokens { .. }
+                        | GuardError::TooLong { .. }
+                ),
+                "{separator}: {error}"
+            );
+            assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        }
+        let settings = Settings {
+            max_tokens: 1_000_000,
+            max_bytes: 10_000_000,
+            ..Settings::default()
+        };
+        let sql = chain("SELECT 1", "+", 5_000);
+        assert_eq!(
+            check_with(&sql, Dialect::Postgres, &settings),
+            Err(GuardError::TooDeep {
+                depth: 5_000,
+                limit: 1_000
+            })
+        );
+    }
+
+    #[test]
+    fn the_deepest_accepted_trees_are_walked_and_dropped_on_a_small_stack() {
+        // Run on a thread with a small stack: the guard must grow its own when it needs to.
+        let deep = move || {
+            let limit = Settings::default().max_depth;
+            let near = limit - 10;
+            for (dialect, first, separator) in [
+                (Dialect::Postgres, "SELECT 1", "+"),
+                (Dialect::Postgres, "SELECT 1 = 1", " AND 1 ="),
+                (Dialect::Postgres, "SELECT '1'", " || "),
+                (Dialect::Mysql, "SELECT 1", " - "),
+                (Dialect::Sqlite, "SELECT 1", " UNION ALL SELECT "),
+                (Dialect::Postgres, "SELECT 1", "::int::text::int + "),
+            ] {
+                let terms = near
+                    / separator
+                        .matches(['+', '-', '|', 'A', 'U', ':', '='])
+                        .count()
+                        .max(1);
+                let sql = chain(first, separator, terms.max(2));
+                if let Err(error) = check(&sql, dialect) {
+                    panic!("{separator:?} x {terms}: {error}");
+                }
+            }
+            // The deepest nesting the parser follows (subqueries, calls, CASE, CTEs): each
+            // level is several frames in every walk, and the deepest must pass on this stack.
+            let forms: [(Dialect, &str, &str, &str, &str); 4] = [
+                (Dialect::Postgres, "SELECT ", "(SELECT ", "1", ")"),
+                (Dialect::Sqlite, "SELECT ", "abs(", "1", ")"),
+                (
+                    Dialect::Mysql,
+                    "SELECT ",
+                    "CASE WHEN true THEN (",
+                    "1",
+                    ") END",
+                ),
+                (
+                    Dialect::Postgres,
+                    "",
+                    "WITH x AS (",
+                    "SELECT 1",
+                    ") SELECT * FROM x",
+                ),
+            ];
+            for (dialect, prefix, open, inner, close) in forms {
+                let nested = |levels: usize| {
+                    let mut sql = prefix.to_owned();
+                    sql.push_str(&open.repeat(levels));
+                    sql.push_str(inner);
+                    sql.push_str(&close.repeat(levels));
+                    sql
+                };
+                // Every level up to the limit and past it: each ends in a verdict, none in
+                // an overflow.
+                let passing = (1..RECURSION_LIMIT + 8)
+                    .filter(|levels| check(&nested(*levels), dialect).is_ok())
+                    .max()
+                    .unwrap_or(0);
+                assert!(passing >= 8, "{open}: only {passing} levels pass");
+            }
+            let minus = format!("SELECT {}1", "- ".repeat(near));
+            assert_eq!(
+                check(&minus, Dialect::Postgres),
+                Err(GuardError::TooNested(64))
+            );
+            let not = format!("SELECT {}true", "NOT ".repeat(near));
+            assert!(check(&not, Dialect::Postgres).is_err());
+            let parens = format!("SELECT {}1{}", "(".repeat(near), ")".repeat(near));
+            assert_eq!(
+                check(&parens, Dialect::Sqlite),
+                Err(GuardError::TooNested(64))
+            );
+        };
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(deep)
+            .expect("thread")
+            .join()
+            .expect("the guard overflowed a small stack");
+    }
+
+    #[test]
+    fn wide_selects_are_bounded_by_tokens() {
+        let wide = format!("SELECT {}", vec!["1"; 9_000].join(","));
+        allowed(Dialect::Sqlite, &wide);
+        let too_wide = format!("SELECT {}", vec!["1"; 20_000].join(","));
+        assert!(matches!(
+            refused(Dialect::Sqlite, &too_wide),
+            GuardError::TooManyTokens { .. }
+        ));
+        let huge = format!("SELECT {}", vec!["1"; 2_000_000].join(","));
+        assert!(matches!(
+            refused(Dialect::Postgres, &huge),
+            GuardError::TooLong { .. }
+        ));
+    }
+
+    #[test]
+    fn every_executable_comment_and_hint_form_is_refused_on_mysql() {
+        for sql in [
+            "SELECT 1 /*! , LOAD_FILE('/etc/passwd') */",
+            "SELECT 1 /*!50000 , SLEEP(1) */",
+            "SELECT 1 /*M! , LOAD_FILE('/etc/passwd') */",
+            "SELECT 1 /*M!100000 , SLEEP(1) */",
+            "SELECT 1 /*m!100000 , SLEEP(1) */",
+            "SELECT /*!*/ 1",
+        ] {
+            assert_eq!(
+                refused(Dialect::Mysql, sql),
+                GuardError::ExecutableComment,
+                "{sql}"
+            );
+        }
+        assert_eq!(
+            refused(
+                Dialect::Mysql,
+                "SELECT /*+ MAX_EXECUTION_TIME(100000000) */ 1"
+            ),
+            GuardError::OptimizerHint
+        );
+        assert_eq!(
+            refused(
+                Dialect::Mysql,
+                "SELECT 1 --\u{2003}, LOAD_FILE('/etc/passwd')"
+            ),
+            GuardError::UnusualComment
+        );
+        allowed(Dialect::Mysql, "SELECT '/*M!100000 not a comment */'");
+        allowed(Dialect::Mysql, "SELECT 1 -- a comment\n");
+        allowed(Dialect::Mysql, "SELECT 1 --\ta comment\n");
+        allowed(Dialect::Mysql, "SELECT 1 # a comment\n");
+        // PostgreSQL has no executable comments: a comment there is only a comment.
+        allowed(Dialect::Postgres, "SELECT 1 /*! not run */");
+    }
+
+    #[test]
+    fn names_are_judged_as_the_database_resolves_them() {
+        assert_eq!(
+            refused(
+                Dialect::Postgres,
+                r#"SELECT U&"pg\005fread\005ffile"('/etc/passwd')"#
+            ),
+            GuardError::UnicodeEscapedName
+        );
+        assert_eq!(
+            refused(
+                Dialect::Postgres,
+                r#"SELECT * FROM u&"pg\005fls\005fdir"('/')"#
+            ),
+            GuardError::UnicodeEscapedName
+        );
+        allowed(
+            Dialect::Postgres,
+            r"SELECT U&'d\0061t\+000061' AS unicode_string",
+        );
+        for sql in [
+            r#"SELECT "pg_read_file"('/etc/passwd')"#,
+            "SELECT PG_READ_FILE('/etc/passwd')",
+            r#"SELECT "pg_catalog"."pg_read_file"('/etc/passwd')"#,
+        ] {
+            assert!(
+                matches!(
+                    refused(Dialect::Postgres, sql),
+                    GuardError::DeniedFunction(_)
+                ),
+                "{sql}"
+            );
+        }
+        // A quoted upper-case name is another function to PostgreSQL: the catalog must vouch.
+        let upper = check(r#"SELECT "PG_READ_FILE"('x')"#, Dialect::Postgres).expect("parsed");
+        assert_eq!(
+            upper.functions_for_the_catalog(),
+            [FunctionName {
+                schema: None,
+                name: "PG_READ_FILE".into()
+            }]
+        );
+        for sql in [
+            "SELECT `sleep`(1)",
+            "SELECT SLEEP(1)",
+            "SELECT test.sleep(1)",
+        ] {
+            assert!(
+                matches!(refused(Dialect::Mysql, sql), GuardError::DeniedFunction(_)),
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            refused(Dialect::Sqlite, r#"SELECT "LOAD_EXTENSION"('x')"#),
+            GuardError::DeniedFunction(_)
+        ));
+    }
+
+    #[test]
+    fn functions_that_run_sql_or_write_pages_are_refused() {
+        for sql in [
+            "SELECT ts_rewrite('a & b'::tsquery, 'SELECT pg_sleep(1)')",
+            "SELECT query_to_xml('DELETE FROM t', true, true, '')",
+            "SELECT brin_summarize_new_values('orders_brin')",
+            "SELECT brin_desummarize_range('orders_brin', 0)",
+            "SELECT gin_clean_pending_list('docs_gin')",
+            "SELECT pg_create_logical_replication_slot('s', 'test_decoding')",
+            "SELECT database_to_xml(true, true, '')",
+            "SELECT setseed(0.5)",
+        ] {
+            assert!(
+                matches!(
+                    refused(Dialect::Postgres, sql),
+                    GuardError::DeniedFunction(_)
+                ),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn user_variables_and_into_are_refused_in_every_form() {
+        for sql in [
+            "SELECT @v := 1",
+            "SELECT @v",
+            "SELECT id FROM t WHERE id = @v",
+            "SELECT 1 INTO @v",
+            "SELECT id FROM t LIMIT 1 INTO @v",
+            "SELECT * FROM t INTO OUTFILE '/tmp/x'",
+            "SELECT * FROM t INTO DUMPFILE '/tmp/x'",
+            "SELECT LAST_INSERT_ID(5)",
+            "SELECT LAST_INSERT_ID()",
+            "SET @v = 1",
+        ] {
+            refused(Dialect::Mysql, sql);
+        }
+        allowed(Dialect::Mysql, "SELECT @@version, @@session.sql_mode");
+        allowed(Dialect::Mysql, "SELECT `@v` FROM t");
+        refused(Dialect::Postgres, "SELECT 1 INTO TEMP t");
+    }
+
+    #[test]
+    fn nul_bytes_are_invalid_input() {
+        for dialect in ALL {
+            assert_eq!(refused(dialect, "SELECT '\0'"), GuardError::NulByte);
+        }
+    }
+
+    #[test]
+    fn unknown_functions_are_refused_or_left_to_the_catalog() {
+        assert!(matches!(
+            refused(Dialect::Sqlite, "SELECT my_udf(1)"),
+            GuardError::UnknownFunction(_)
+        ));
+        let stored = check("SELECT shop.margin(price) FROM products", Dialect::Mysql)
+            .expect("left to the catalog");
+        assert_eq!(
+            stored.functions_for_the_catalog(),
+            [FunctionName {
+                schema: Some("shop".into()),
+                name: "margin".into()
+            }]
+        );
+        let pg = check(
+            "SELECT lower(name), date_trunc('day', now()), my_schema.score(x) FROM t",
+            Dialect::Postgres,
+        )
+        .expect("left to the catalog");
+        // lower, date_trunc, now and my_schema.score: the catalog decides each.
+        assert_eq!(pg.functions_for_the_catalog().len(), 4);
+        let configured = Settings {
+            allowed_functions: vec!["my_schema.score".into(), "LOWER".into()],
+            ..Settings::default()
+        };
+        let pg = check_with(
+            "SELECT lower(name), my_schema.score(x) FROM t",
+            Dialect::Postgres,
+            &configured,
+        )
+        .expect("allowed");
+        assert!(pg.functions_for_the_catalog().is_empty());
+        // The config never lifts the functions that are never allowed.
+        let reckless = Settings {
+            allowed_functions: vec!["pg_sleep".into()],
+            ..Settings::default()
+        };
+        assert!(check_with("SELECT pg_sleep(1)", Dialect::Postgres, &reckless).is_err());
+    }
+
+    #[test]
+    fn honest_analytical_reads_pass_in_every_dialect() {
+        for sql in [
+            "SELECT date(ordered_at), count(*), sum(total), avg(total), min(total), max(total) FROM orders GROUP BY 1",
+            "SELECT id, rank() OVER (PARTITION BY customer_id ORDER BY total DESC), lag(total) OVER w FROM orders WINDOW w AS (ORDER BY id)",
+            "SELECT json_extract(payload, '$.page'), json_array_length(payload, '$.items') FROM events",
+            "SELECT strftime('%Y-%m', ordered_at), julianday('now') - julianday(ordered_at) FROM orders",
+            "SELECT upper(name), substr(name, 1, 3), replace(name, 'a', 'b'), length(name), trim(name), instr(name, 'x') FROM customers",
+            "SELECT group_concat(name, ', '), total(price), round(avg(price), 2), abs(-1), coalesce(NULL, 1), ifnull(NULL, 2), nullif(1, 1) FROM products",
+            "SELECT ntile(4) OVER (ORDER BY total), percent_rank() OVER (ORDER BY total), cume_dist() OVER (ORDER BY total) FROM orders",
+            "SELECT key, value FROM json_each('{\"a\":1}')",
+            "SELECT payload ->> '$.page', payload -> '$.items' FROM events",
+        ] {
+            allowed(Dialect::Sqlite, sql);
+        }
+        for sql in [
+            "SELECT DATE_FORMAT(ordered_at, '%Y-%m'), COUNT(*), SUM(total), AVG(total), STDDEV(total) FROM orders GROUP BY 1",
+            "SELECT id, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY total DESC), LEAD(total) OVER (ORDER BY id) FROM orders",
+            "SELECT JSON_EXTRACT(payload, '$.page'), JSON_UNQUOTE(JSON_EXTRACT(payload, '$.x')), JSON_LENGTH(payload) FROM events",
+            "SELECT DATE_ADD(ordered_at, INTERVAL 1 DAY), DATEDIFF(NOW(), ordered_at), TIMESTAMPDIFF(HOUR, ordered_at, NOW()) FROM orders",
+            "SELECT CONCAT(first, ' ', last), UPPER(name), SUBSTRING(name, 1, 3), LPAD(id, 5, '0'), REPLACE(name, 'a', 'b') FROM customers",
+            "SELECT GROUP_CONCAT(DISTINCT country ORDER BY country SEPARATOR ', '), IF(COUNT(*) > 1, 'many', 'one'), IFNULL(MAX(total), 0) FROM customers",
+            "SELECT CAST(total AS DECIMAL(10,2)), CONVERT(name USING utf8mb4), ROUND(total, 1), FLOOR(total) FROM orders",
+        ] {
+            allowed(Dialect::Mysql, sql);
+        }
+        for sql in [
+            "SELECT date_trunc('month', ordered_at), count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY total) FROM orders GROUP BY 1",
+            "SELECT id, dense_rank() OVER (PARTITION BY customer_id ORDER BY total DESC) FROM orders",
+            "SELECT payload->>'page', jsonb_array_length(payload->'items'), jsonb_build_object('a', 1) FROM events",
+            "SELECT now() - interval '7 days', age(ordered_at), extract(dow FROM ordered_at) FROM orders",
+            "SELECT string_agg(name, ', ' ORDER BY name), coalesce(max(total), 0), greatest(1, 2), nullif(a, b) FROM t",
+            "SELECT * FROM generate_series(1, 10) AS g(n)",
+        ] {
+            allowed(Dialect::Postgres, sql);
+        }
     }
 }

@@ -421,3 +421,25 @@ async fn the_header_timeout_spares_open_streams_and_long_calls() {
     assert_eq!(result["structuredContent"]["rows"], json!([[6000000]]));
     client.cancel().await.expect("close");
 }
+
+#[tokio::test]
+async fn an_sse_client_that_reads_gets_a_burst_of_large_answers() {
+    let sandbox = Sandbox::new("[tools.sql_query]\ncache_ttl_ms = 0\n");
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let mut sse = crate::http_sse::SseClient::open(&server.base, None).await;
+    sse.initialize().await;
+    // Twenty answers of about 800 KB each, asked for at once: 16 MB, more than a stalled
+    // client may have waiting, arriving faster than loopback drains them.
+    for id in 1..=20 {
+        sse.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "sql_query", "arguments": {"sql": "SELECT hex(zeroblob(200000)) AS x"}}}))
+            .await;
+    }
+    let mut answered = 0;
+    while answered < 20 {
+        let message = sse.next().await.expect("the stream stayed open");
+        if message.get("result").is_some() {
+            answered += 1;
+        }
+    }
+}

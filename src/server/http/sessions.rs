@@ -118,10 +118,9 @@ impl SessionTable {
     ) -> Arc<Self> {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(idle);
-        // rmcp keeps each finished request's messages for 60 s, for clients that reconnect to
-        // read an answer they missed; an idle session then holds its last answers (a result can
-        // be megabytes) until its next request. Clients here get answers on the request's own
-        // stream, so they are let go as soon as they are sent.
+        // A request's stream is dropped with its answer, but one ended by a cancellation is kept
+        // for 60 s with the messages it carried, for a client that reconnects to read them;
+        // clients here do not, so nothing is kept after a request ends.
         manager.session_config.completed_cache_ttl = Duration::ZERO;
         Arc::new(SessionTable {
             gauge,

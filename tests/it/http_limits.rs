@@ -218,6 +218,7 @@ async fn abandoned_sessions_make_room_for_new_ones_and_a_working_client_keeps_wo
         calls
     };
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static ABANDONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     // A second well-behaved client, bare HTTP without a standing stream, so that its session is
     // idle between calls and may be evicted: on 404 it starts a new session and repeats the
     // call, as the protocol prescribes.
@@ -265,8 +266,14 @@ async fn abandoned_sessions_make_room_for_new_ones_and_a_working_client_keeps_wo
                 break response.text().await.expect("answer");
             };
             assert!(answer.contains(&format!("[[{calls}]]")), "{answer}");
-            // Long enough for well over 100 new sessions to arrive meanwhile.
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // Idle until 150 newer sessions arrived: more than the limit, so this session is
+            // now the least recently used and goes first.
+            let mark = ABANDONED.load(std::sync::atomic::Ordering::Relaxed);
+            while ABANDONED.load(std::sync::atomic::Ordering::Relaxed) < mark + 150
+                && !STOP.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         (calls, reopened)
     };
@@ -278,6 +285,7 @@ async fn abandoned_sessions_make_room_for_new_ones_and_a_working_client_keeps_wo
             for status in wave {
                 *statuses.entry(status).or_default() += 1;
             }
+            ABANDONED.fetch_add(50, std::sync::atomic::Ordering::Relaxed);
         }
         STOP.store(true, std::sync::atomic::Ordering::Relaxed);
         statuses

@@ -151,7 +151,6 @@ impl SessionTable {
     }
 
     /// Checks that `token` may use session `id` and, for a request, claims its `request` id.
-    /// A session this table does not know is left to rmcp, which answers `404`.
     pub fn admit(
         &self,
         id: &str,
@@ -160,8 +159,10 @@ impl SessionTable {
     ) -> Result<(), Refusal> {
         let now = self.now();
         let mut entries = self.entries();
+        // Every live session has an entry from its creation on; one without is unknown, ended
+        // or evicted (its worker may still be winding down).
         let Some(entry) = entries.get_mut(&SessionId::from(id)) else {
-            return Ok(());
+            return Err(Refusal::NotFound);
         };
         if entry
             .owner
@@ -198,12 +199,12 @@ impl SessionTable {
     /// counted.
     pub async fn make_room(&self) -> (bool, tokio::sync::MutexGuard<'_, ()>) {
         let turn = self.turn.lock().await;
-        let room = self.gauge.open() + self.others.open() < self.max || self.evict_idle().await;
+        let room = self.gauge.open() + self.others.open() < self.max || self.evict_idle();
         (room, turn)
     }
 
     /// Closes the least recently used session with nothing open. Returns whether one was closed.
-    async fn evict_idle(&self) -> bool {
+    fn evict_idle(&self) -> bool {
         let victim = {
             let mut entries = self.entries();
             let oldest = entries
@@ -219,9 +220,14 @@ impl SessionTable {
         };
         let idle_ms = self.now().saturating_sub(entry.last_used);
         drop(entry);
-        if let Err(error) = self.manager.close_session(&id).await {
-            tracing::debug!(%error, "closing an evicted session");
-        }
+        // Closed in the background: a worker slow to take the message must not hold up the
+        // session being opened (the gate already answers 404 for the evicted one).
+        let manager = Arc::clone(&self.manager);
+        tokio::spawn(async move {
+            if let Err(error) = manager.close_session(&id).await {
+                tracing::debug!(%error, "closing an evicted session");
+            }
+        });
         tracing::info!(
             idle_ms,
             "closed the least recently used idle session to make room for a new one"

@@ -1,7 +1,66 @@
-//! Replies to input that is not a JSON-RPC message, shared by every transport.
+//! Replies to input that is not a JSON-RPC message, shared by every transport, and the record
+//! of request ids in flight that lets a transport refuse a reused one.
 
-use rmcp::model::{ErrorData, RequestId};
+use std::collections::HashSet;
+
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage,
+};
 use serde_json::Value;
+
+/// The ids of a session's requests not answered yet. rmcp keys running requests by id, so a
+/// request reusing the id of one still running would get one of the two answers dropped without
+/// a word; a transport refuses it instead, with [`InFlight::claim`]'s error.
+#[derive(Default)]
+pub struct InFlight(HashSet<RequestId>);
+
+impl InFlight {
+    /// Notes a request as running, or gives the error reply when its id is taken; frees the id
+    /// of a cancelled request, whose answer rmcp drops.
+    pub fn claim(
+        &mut self,
+        message: &ClientJsonRpcMessage,
+    ) -> Result<(), (ErrorData, Option<RequestId>)> {
+        match message {
+            ClientJsonRpcMessage::Request(request) => {
+                if self.0.insert(request.id.clone()) {
+                    return Ok(());
+                }
+                tracing::warn!(id = %request.id, "refused a request whose id is still in use");
+                Err((
+                    ErrorData::new(
+                        ErrorCode::INVALID_REQUEST,
+                        "id already in use: a request with this id is still running; use a new id",
+                        None,
+                    ),
+                    Some(request.id.clone()),
+                ))
+            }
+            ClientJsonRpcMessage::Notification(notification) => {
+                if let ClientNotification::CancelledNotification(cancelled) =
+                    &notification.notification
+                    && let Some(id) = &cancelled.params.request_id
+                {
+                    self.0.remove(id);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Frees the id a response or error answers.
+    pub fn answered(&mut self, message: &ServerJsonRpcMessage) {
+        let id = match message {
+            ServerJsonRpcMessage::Response(response) => Some(&response.id),
+            ServerJsonRpcMessage::Error(error) => error.id.as_ref(),
+            _ => None,
+        };
+        if let Some(id) = id {
+            self.0.remove(id);
+        }
+    }
+}
 
 /// The error reply for bytes that are not a valid message, logged without their content
 /// (which may hold SQL or secrets), with the request id when one can be read.

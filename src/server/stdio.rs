@@ -11,12 +11,11 @@
 //! other's answer without a word.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use rmcp::model::{ClientJsonRpcMessage, ClientNotification, ErrorCode, ErrorData, RequestId};
+use rmcp::model::ErrorData;
 use rmcp::service::{RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 use rmcp::{RoleServer, ServiceExt};
@@ -24,6 +23,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWrite
 use tokio::sync::Mutex;
 
 use super::DataMcp;
+use super::jsonrpc::InFlight;
 
 /// The longest message accepted, in bytes.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -77,8 +77,7 @@ pub struct LineTransport<R, W> {
     line: Vec<u8>,
     discarding: bool,
     writer: Arc<Mutex<W>>,
-    /// Ids of the client's requests not answered yet.
-    in_flight: Arc<std::sync::Mutex<HashSet<RequestId>>>,
+    in_flight: InFlight,
 }
 
 impl<R, W> LineTransport<R, W>
@@ -93,7 +92,7 @@ where
             line: Vec::new(),
             discarding: false,
             writer: Arc::new(Mutex::new(writer)),
-            in_flight: Arc::default(),
+            in_flight: InFlight::default(),
         }
     }
 
@@ -136,45 +135,6 @@ where
     }
 }
 
-impl<R, W> LineTransport<R, W> {
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<RequestId>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Notes a request as running, or refuses it when its id is taken; frees the id of a
-    /// cancelled request, whose answer rmcp drops.
-    fn track(&self, message: &ClientJsonRpcMessage) -> Result<(), (ErrorData, Option<RequestId>)> {
-        match message {
-            ClientJsonRpcMessage::Request(request) => {
-                if self.in_flight().insert(request.id.clone()) {
-                    return Ok(());
-                }
-                tracing::warn!(id = %request.id, "refused a request whose id is still in use");
-                Err((
-                    ErrorData::new(
-                        ErrorCode::INVALID_REQUEST,
-                        "id already in use: a request with this id is still running; use a new id",
-                        None,
-                    ),
-                    Some(request.id.clone()),
-                ))
-            }
-            ClientJsonRpcMessage::Notification(notification) => {
-                if let ClientNotification::CancelledNotification(cancelled) =
-                    &notification.notification
-                    && let Some(id) = &cancelled.params.request_id
-                {
-                    self.in_flight().remove(id);
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
 enum Line {
     Complete,
     Oversized,
@@ -195,14 +155,7 @@ where
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        let answered = match &item {
-            TxJsonRpcMessage::<RoleServer>::Response(response) => Some(&response.id),
-            TxJsonRpcMessage::<RoleServer>::Error(error) => error.id.as_ref(),
-            _ => None,
-        };
-        if let Some(id) = answered {
-            self.in_flight().remove(id);
-        }
+        self.in_flight.answered(&item);
         write_line(self.writer.clone(), item)
     }
 
@@ -227,7 +180,7 @@ where
                         continue;
                     }
                     match serde_json::from_slice::<RxJsonRpcMessage<RoleServer>>(trimmed) {
-                        Ok(message) => match self.track(&message) {
+                        Ok(message) => match self.in_flight.claim(&message) {
                             Ok(()) => return Some(message),
                             Err(duplicate) => duplicate,
                         },

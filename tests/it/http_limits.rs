@@ -218,6 +218,65 @@ async fn abandoned_sessions_make_room_for_new_ones_and_a_working_client_keeps_wo
         calls
     };
     static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    static ABANDONED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    // A second well-behaved client, bare HTTP without a standing stream, so that its session is
+    // idle between calls and may be evicted: on 404 it starts a new session and repeats the
+    // call, as the protocol prescribes.
+    let bare = async {
+        let http = reqwest::Client::new();
+        let open = || async {
+            let response = http
+                .post(&url)
+                .header("accept", "application/json, text/event-stream")
+                .json(&initialize())
+                .send()
+                .await
+                .expect("initialize");
+            assert_eq!(response.status(), 200, "the bare client's initialize");
+            let session = response.headers()["mcp-session-id"]
+                .to_str()
+                .expect("id")
+                .to_owned();
+            let _ = response.text().await;
+            session
+        };
+        let (mut session, mut calls, mut reopened) = (open().await, 0u64, 0u64);
+        while !STOP.load(std::sync::atomic::Ordering::Relaxed) {
+            calls += 1;
+            let message = json!({"jsonrpc": "2.0", "id": calls, "method": "tools/call",
+                "params": {"name": "sql_query", "arguments": {"sql": format!("SELECT {calls} AS n")}}});
+            let mut attempt = 0;
+            let answer = loop {
+                attempt += 1;
+                let response = http
+                    .post(&url)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-session-id", &session)
+                    .header("mcp-protocol-version", "2025-06-18")
+                    .json(&message)
+                    .send()
+                    .await
+                    .expect("call");
+                if response.status() == 404 && attempt == 1 {
+                    reopened += 1;
+                    session = open().await;
+                    continue;
+                }
+                assert_eq!(response.status(), 200, "call {calls}, attempt {attempt}");
+                break response.text().await.expect("answer");
+            };
+            assert!(answer.contains(&format!("[[{calls}]]")), "{answer}");
+            // Idle until 150 newer sessions arrived: more than the limit, so this session is
+            // now the least recently used and goes first.
+            let mark = ABANDONED.load(std::sync::atomic::Ordering::Relaxed);
+            while ABANDONED.load(std::sync::atomic::Ordering::Relaxed) < mark + 150
+                && !STOP.load(std::sync::atomic::Ordering::Relaxed)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        (calls, reopened)
+    };
     let abandoning = async {
         let http = reqwest::Client::new();
         let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -226,11 +285,19 @@ async fn abandoned_sessions_make_room_for_new_ones_and_a_working_client_keeps_wo
             for status in wave {
                 *statuses.entry(status).or_default() += 1;
             }
+            ABANDONED.fetch_add(50, std::sync::atomic::Ordering::Relaxed);
         }
         STOP.store(true, std::sync::atomic::Ordering::Relaxed);
         statuses
     };
-    let (calls, statuses) = tokio::join!(working, abandoning);
+    let (calls, statuses, (bare_calls, reopened)) = tokio::join!(working, abandoning, bare);
+    eprintln!(
+        "working client: {calls} calls; bare client: {bare_calls} calls, {reopened} new sessions after a 404"
+    );
+    assert!(
+        bare_calls > 10,
+        "the bare client made only {bare_calls} calls"
+    );
     assert_eq!(
         statuses,
         std::collections::BTreeMap::from([(200, 2000)]),
@@ -330,4 +397,57 @@ async fn an_sse_client_that_stops_reading_is_disconnected_and_memory_stays_bound
         })
         .await
     );
+}
+
+#[tokio::test]
+async fn the_header_timeout_spares_open_streams_and_long_calls() {
+    let sandbox = Sandbox::new(
+        "[server]\nheader_read_timeout_secs = 1\n\n[tools.sql_query]\ncache_ttl_ms = 0\ntimeout_ms = 60000\n",
+    );
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let mut sse = crate::http_sse::SseClient::open(&server.base, None).await;
+    sse.initialize().await;
+    let client = connect_http(&server.url("/mcp"), None).await;
+    // Both sit idle well past the header timeout, then work.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let result = sse
+        .call(1, "sql_query", json!({"sql": "SELECT 1 AS one"}))
+        .await;
+    assert_eq!(result["structuredContent"]["rows"], json!([[1]]));
+    // A call that runs longer than the header timeout.
+    let slow = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) SELECT count(*) AS n FROM c";
+    let started = Instant::now();
+    let result = call(&client, "sql_query", json!({ "sql": slow })).await;
+    assert_eq!(
+        structured(&result)["rows"],
+        json!([[6000000]]),
+        "{}",
+        text(&result)
+    );
+    eprintln!("long call took {:?}", started.elapsed());
+    let result = sse.call(2, "sql_query", json!({ "sql": slow })).await;
+    assert_eq!(result["structuredContent"]["rows"], json!([[6000000]]));
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn an_sse_client_that_reads_gets_a_burst_of_large_answers() {
+    let sandbox = Sandbox::new("[tools.sql_query]\ncache_ttl_ms = 0\n");
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let mut sse = crate::http_sse::SseClient::open(&server.base, None).await;
+    sse.initialize().await;
+    // Twenty answers of about 800 KB each, asked for at once: 16 MB, more than a stalled
+    // client may have waiting, arriving faster than loopback drains them.
+    for id in 1..=20 {
+        sse.post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "sql_query", "arguments": {"sql": "SELECT hex(zeroblob(200000)) AS x"}}}))
+            .await;
+    }
+    let mut answered = 0;
+    while answered < 20 {
+        let message = sse.next().await.expect("the stream stayed open");
+        if message.get("result").is_some() {
+            answered += 1;
+        }
+    }
 }

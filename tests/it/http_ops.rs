@@ -220,3 +220,93 @@ async fn shutdown_lets_a_running_call_finish_then_exits() {
         server.logs()
     );
 }
+
+/// Opens a session with `initialize` and `notifications/initialized`; returns its id.
+async fn raw_session(http: &reqwest::Client, url: &str) -> String {
+    let response = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        )
+        .send()
+        .await
+        .expect("initialize");
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(initialized.status(), 202);
+    session
+}
+
+async fn raw_call(http: &reqwest::Client, url: &str, session: &str, id: u64) {
+    let response = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "sql_query",
+            "arguments": {"sql": format!("SELECT id, name, email, country FROM customers WHERE id > {id} LIMIT 400")}}}))
+        .send()
+        .await
+        .expect("call");
+    let text = response.text().await.expect("answer");
+    assert!(text.contains("structuredContent"), "{text}");
+}
+
+#[tokio::test]
+async fn sessions_keep_no_answers_in_memory_after_their_calls() {
+    const SESSIONS: usize = 300;
+    // The result cache is off: it holds results on purpose (per caller, within its byte limit).
+    let sandbox = Sandbox::new("[tools.sql_query]\ncache_ttl_ms = 0\n");
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let url = server.url("/mcp");
+    let http = reqwest::Client::new();
+    // Warm up the pools and caches a first call builds.
+    let warm = raw_session(&http, &url).await;
+    raw_call(&http, &url, &warm, 1).await;
+    let before = server.rss_kib();
+    let mut sessions = Vec::new();
+    for _ in 0..SESSIONS / 50 {
+        sessions.extend(futures::future::join_all((0..50).map(|_| raw_session(&http, &url))).await);
+    }
+    let idle = server.rss_kib();
+    for id in 2..5 {
+        for wave in sessions.chunks(50) {
+            futures::future::join_all(wave.iter().map(|s| raw_call(&http, &url, s, id))).await;
+        }
+    }
+    let after = server.rss_kib();
+    let per_session = |kib: u64| kib as f64 * 1024.0 / SESSIONS as f64 / 1024.0;
+    let idle_each = per_session(idle.saturating_sub(before));
+    let after_each = per_session(after.saturating_sub(before));
+    eprintln!(
+        "per Streamable HTTP session: {idle_each:.1} KiB idle, {after_each:.1} KiB after 3 calls each ({SESSIONS} sessions)"
+    );
+    assert_eq!(
+        server
+            .metric("datamcp_sessions_open{transport=\"streamable_http\"}", None)
+            .await,
+        (SESSIONS + 1) as f64
+    );
+    // Answers already delivered are not kept: three calls of 200 rows each cost a fraction of
+    // one answer beyond the idle session (measured: 57 KiB idle, 84 KiB after).
+    assert!(
+        after_each < idle_each + 64.0,
+        "{after_each:.1} KiB per session after calls vs {idle_each:.1} KiB idle"
+    );
+}

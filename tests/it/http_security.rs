@@ -363,3 +363,177 @@ async fn a_network_address_without_tokens_is_refused_at_start() {
     client.cancel().await.expect("close");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// Opens a Streamable HTTP session with a bare `initialize` as `token`; returns its id.
+async fn open_session(server: &HttpServer, token: &str) -> String {
+    let bearer = format!("Bearer {token}");
+    let response = post_mcp(
+        server,
+        &[("authorization", &bearer)],
+        initialize().to_string(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("session id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_streamable_session_belongs_to_the_token_that_opened_it() {
+    let sandbox = tokens_config();
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[("ALICE_TOKEN", ALICE)]);
+    let session = open_session(&server, ALICE).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let as_token = |token: &str| (format!("Bearer {token}"), session.clone());
+    let (bob, id) = as_token(BOB);
+    let headers = [
+        ("authorization", bob.as_str()),
+        ("mcp-session-id", id.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let hijack = post_mcp(&server, &headers, list.clone()).await;
+    assert_eq!(hijack.status(), 404);
+    let stream = reqwest::Client::new()
+        .get(server.url("/mcp"))
+        .bearer_auth(BOB)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stream.status(), 404);
+    let delete = reqwest::Client::new()
+        .delete(server.url("/mcp"))
+        .bearer_auth(BOB)
+        .header("mcp-session-id", &id)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(delete.status(), 404);
+    // Alice's session is untouched by all that.
+    let (alice, id) = as_token(ALICE);
+    let headers = [
+        ("authorization", alice.as_str()),
+        ("mcp-session-id", id.as_str()),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+    let own = post_mcp(&server, &headers, list).await;
+    assert_eq!(own.status(), 200);
+    assert!(own.text().await.expect("text").contains("sql_query"));
+    assert!(
+        server
+            .metric(
+                "datamcp_http_rejections_total{reason=\"foreign_session\"}",
+                Some(ALICE)
+            )
+            .await
+            >= 3.0
+    );
+}
+
+/// Sends raw bytes on a new connection and returns the status code of the answer.
+async fn raw_status(server: &HttpServer, request: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = server.base.strip_prefix("http://").expect("base");
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("an answer in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&answer[..n]);
+    text.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {text}"))
+}
+
+#[tokio::test]
+async fn operations_endpoints_check_host_origin_and_token() {
+    let sandbox = tokens_config();
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[("ALICE_TOKEN", ALICE)]);
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        let mut request = reqwest::Client::new().get(server.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move { request.send().await.expect("GET").status().as_u16() }
+    };
+    let alice = format!("Bearer {ALICE}");
+    for path in ["/readyz", "/metrics"] {
+        assert_eq!(get(path, &[]).await, 401, "{path} without a token");
+        assert_eq!(get(path, &[("authorization", &alice)]).await, 200, "{path}");
+        assert_eq!(
+            get(path, &[("authorization", &alice), ("host", "evil.example")]).await,
+            403,
+            "{path} with a foreign Host"
+        );
+        assert_eq!(
+            get(
+                path,
+                &[
+                    ("authorization", &alice),
+                    ("origin", "https://evil.example")
+                ]
+            )
+            .await,
+            403,
+            "{path} from a foreign Origin"
+        );
+    }
+    assert_eq!(get("/healthz", &[]).await, 200);
+    assert_eq!(get("/healthz", &[("host", "evil.example")]).await, 403);
+
+    // Two Host headers, and an absolute-form target naming another host, are refused.
+    let twice = format!(
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\nAuthorization: Bearer {ALICE}\r\n\r\n"
+    );
+    assert_eq!(raw_status(&server, &twice).await, 403);
+    let body = initialize().to_string();
+    let absolute = format!(
+        "POST http://evil.example/mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {ALICE}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(raw_status(&server, &absolute).await, 403);
+    let origins = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://localhost:3000\r\nOrigin: https://evil.example\r\nAuthorization: Bearer {ALICE}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert_eq!(raw_status(&server, &origins).await, 403);
+}
+
+#[tokio::test]
+async fn readiness_probes_the_databases_at_most_once_a_second() {
+    let server = HttpServer::start(None, &[], &[]);
+    let probe = || async {
+        reqwest::Client::new()
+            .get(server.url("/readyz"))
+            .send()
+            .await
+            .expect("GET")
+            .json::<Value>()
+            .await
+            .expect("JSON")
+    };
+    let first = probe().await;
+    let answers = futures::future::join_all((0..50).map(|_| probe())).await;
+    // Every answer within the second is the same probe: same timings to the microsecond.
+    let same = answers
+        .iter()
+        .filter(|a| a["checks"] == first["checks"])
+        .count();
+    assert!(same >= 45, "{same} of 50 answers reused the probe");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = probe().await;
+    assert_ne!(
+        later["checks"], first["checks"],
+        "the probe was never repeated"
+    );
+}

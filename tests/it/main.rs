@@ -18,6 +18,8 @@ mod http_security;
 mod http_sse;
 mod http_streamable;
 mod mysql;
+mod output_files;
 mod policies;
 mod postgres;
+mod protocol;
 mod stdio;

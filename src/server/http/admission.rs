@@ -1,8 +1,10 @@
 //! The gate every MCP request passes on either transport, in this order: request id, draining,
-//! `Host`/`Origin`, bearer token, body size, and the session and in-flight-call limits. What
-//! passes carries a [`Caller`] (and, for a tool call, a [`CallPermit`]) in its extensions; rmcp
-//! hands those to the handler, so the audit line knows who called and the permit is held exactly
-//! as long as the call runs.
+//! `Host`/`Origin`, bearer token, body size and deadline, a message that parses, the session's
+//! owner and the request's id (Streamable HTTP), and the session and in-flight-call limits.
+//! What passes carries a [`Caller`] (and, for a tool call, a [`CallPermit`]) in its extensions;
+//! rmcp hands those to the handler, so the audit line knows who called and the permit is held
+//! exactly as long as the call runs. [`admit_ops`] is the smaller gate of the operations
+//! endpoints.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -22,8 +25,6 @@ use tracing::Instrument;
 use super::Shared;
 use super::sessions::Refusal as SessionRefusal;
 use super::stats::Rejection;
-use rmcp::model::{ClientJsonRpcMessage, ErrorCode, ErrorData, RequestId};
-
 use crate::server::audit::{Caller, Transport};
 
 /// Header carrying the request id in both directions.

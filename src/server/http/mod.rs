@@ -1,7 +1,8 @@
 //! MCP over HTTP: Streamable HTTP at `/mcp` and the legacy HTTP+SSE transport at `/sse` and
 //! `/message`, on one listener, with `/healthz`, `/readyz` and `/metrics` beside them.
 //!
-//! A request enters through [`admission::admit`] (request id, Host/Origin, bearer token, body
+//! Connections are accepted by [`connections::serve`] (connection cap, header read timeout). A
+//! request enters through [`admission::admit`] (request id, Host/Origin, bearer token, body
 //! size, session and call limits), then reaches rmcp's Streamable HTTP service or the
 //! [`sse`] handlers; both run the one [`DataMcp`] handler. Shutdown stops accepting, lets
 //! running calls finish within the grace period, then closes the streams.

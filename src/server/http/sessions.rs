@@ -118,10 +118,9 @@ impl SessionTable {
     ) -> Arc<Self> {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(idle);
-        // rmcp keeps each finished request's messages for 60 s, for clients that reconnect to
-        // read an answer they missed; an idle session then holds its last answers (a result can
-        // be megabytes) until its next request. Clients here get answers on the request's own
-        // stream, so they are let go as soon as they are sent.
+        // A request's stream is dropped with its answer, but one ended by a cancellation is kept
+        // for 60 s with the messages it carried, for a client that reconnects to read them;
+        // clients here do not, so nothing is kept after a request ends.
         manager.session_config.completed_cache_ttl = Duration::ZERO;
         Arc::new(SessionTable {
             gauge,
@@ -152,7 +151,6 @@ impl SessionTable {
     }
 
     /// Checks that `token` may use session `id` and, for a request, claims its `request` id.
-    /// A session this table does not know is left to rmcp, which answers `404`.
     pub fn admit(
         &self,
         id: &str,
@@ -161,8 +159,10 @@ impl SessionTable {
     ) -> Result<(), Refusal> {
         let now = self.now();
         let mut entries = self.entries();
+        // Every live session has an entry from its creation on; one without is unknown, ended
+        // or evicted (its worker may still be winding down).
         let Some(entry) = entries.get_mut(&SessionId::from(id)) else {
-            return Ok(());
+            return Err(Refusal::NotFound);
         };
         if entry
             .owner
@@ -199,12 +199,12 @@ impl SessionTable {
     /// counted.
     pub async fn make_room(&self) -> (bool, tokio::sync::MutexGuard<'_, ()>) {
         let turn = self.turn.lock().await;
-        let room = self.gauge.open() + self.others.open() < self.max || self.evict_idle().await;
+        let room = self.gauge.open() + self.others.open() < self.max || self.evict_idle();
         (room, turn)
     }
 
     /// Closes the least recently used session with nothing open. Returns whether one was closed.
-    async fn evict_idle(&self) -> bool {
+    fn evict_idle(&self) -> bool {
         let victim = {
             let mut entries = self.entries();
             let oldest = entries
@@ -220,9 +220,14 @@ impl SessionTable {
         };
         let idle_ms = self.now().saturating_sub(entry.last_used);
         drop(entry);
-        if let Err(error) = self.manager.close_session(&id).await {
-            tracing::debug!(%error, "closing an evicted session");
-        }
+        // Closed in the background: a worker slow to take the message must not hold up the
+        // session being opened (the gate already answers 404 for the evicted one).
+        let manager = Arc::clone(&self.manager);
+        tokio::spawn(async move {
+            if let Err(error) = manager.close_session(&id).await {
+                tracing::debug!(%error, "closing an evicted session");
+            }
+        });
         tracing::info!(
             idle_ms,
             "closed the least recently used idle session to make room for a new one"

@@ -11,7 +11,8 @@
 //! the configured time, or when the server shuts down.
 //!
 //! What waits to go out on a stream is bounded: at most [`OUTBOUND_CAPACITY`] messages and
-//! [`OUTBOUND_BYTES`] bytes (one larger message may wait alone). A client that stops reading
+//! [`OUTBOUND_BYTES`] bytes (one larger message may wait alone), or up to
+//! [`OUTBOUND_BYTES_BURST`] while the stream keeps taking bytes. A client that stops reading
 //! while answers pile up past that is disconnected and its session ended, instead of the server
 //! holding its answers without limit.
 
@@ -35,12 +36,19 @@ use super::Shared;
 use super::connections::Disconnect;
 use super::sessions::SessionTicket;
 use crate::server::audit::Caller;
-use crate::server::jsonrpc;
+use crate::server::jsonrpc::{self, InFlight};
 
-/// Messages a session holds for a client that is not reading before it is disconnected.
-const OUTBOUND_CAPACITY: usize = 64;
+/// Messages a session holds for a client that is not reading before it is disconnected. Room
+/// for the answers of every call the server runs at once and their notifications, so a burst
+/// to a client that does read never trips it; the byte limit is the one that bites.
+const OUTBOUND_CAPACITY: usize = 1024;
 /// Bytes a session holds for a client that is not reading before it is disconnected.
-const OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+const OUTBOUND_BYTES: usize = 4 * 1024 * 1024;
+/// Past [`OUTBOUND_BYTES`], a client whose stream moved within [`STALL`] is reading, just behind
+/// a burst of answers; it is let be up to this many bytes.
+const OUTBOUND_BYTES_BURST: usize = 16 * 1024 * 1024;
+/// How long a stream may take no bytes, with answers waiting, before its client counts as gone.
+const STALL: Duration = Duration::from_secs(2);
 /// Messages a session buffers from the client before `POST /message` waits.
 const INBOUND_CAPACITY: usize = 32;
 /// How often an idle stream carries a comment, which keeps proxies from closing it and finds
@@ -121,10 +129,11 @@ pub async fn open(State(shared): State<Arc<Shared>>, request: Request) -> Respon
 
     let server = shared.server.clone();
     let cancel = shared.streams.child_token();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let queued = Arc::new(Outbox::default());
     let transport = ChannelTransport {
         inbound: inbound_rx,
         outbound: outbound_tx,
+        in_flight: InFlight::default(),
         queued: Arc::clone(&queued),
         overflow: Overflow {
             session: cancel.clone(),
@@ -272,7 +281,7 @@ impl Drop for SessionGuard {
 
 struct EventStream {
     outbound: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    queued: Arc<Outbox>,
     endpoint: Option<String>,
     keep_alive: tokio::time::Interval,
     idle_limit: Duration,
@@ -290,7 +299,7 @@ impl EventStream {
         tokio::select! {
             frame = self.outbound.recv() => {
                 let frame = frame?;
-                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                self.queued.drained(frame.len());
                 Some((Ok(frame), self))
             }
             _ = self.keep_alive.tick() => {
@@ -305,12 +314,43 @@ impl EventStream {
     }
 }
 
+/// The bytes waiting for a stream, and when the stream last took some.
+struct Outbox {
+    bytes: AtomicUsize,
+    opened: Instant,
+    drained_millis: AtomicU64,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            bytes: AtomicUsize::new(0),
+            opened: Instant::now(),
+            drained_millis: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Outbox {
+    fn drained(&self, length: usize) {
+        self.bytes.fetch_sub(length, Ordering::Relaxed);
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.drained_millis.store(now, Ordering::Relaxed);
+    }
+
+    fn stalled(&self) -> bool {
+        let last = Duration::from_millis(self.drained_millis.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last) > STALL
+    }
+}
+
 /// One session's message channels, as an rmcp transport. Messages go out already framed, so
 /// what waits is counted in the bytes that will be written.
 struct ChannelTransport {
     inbound: mpsc::Receiver<Box<ClientJsonRpcMessage>>,
     outbound: mpsc::Sender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    in_flight: InFlight,
+    queued: Arc<Outbox>,
     overflow: Overflow,
 }
 
@@ -355,36 +395,52 @@ impl Transport<RoleServer> for ChannelTransport {
         &mut self,
         item: TxJsonRpcMessage<RoleServer>,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        // rmcp sends each message from its own task, so waiting here for room would only move
-        // the pile-up into those tasks; a full queue ends the session instead.
-        let sent = (|| {
-            let frame = frame(&item).map_err(std::io::Error::other)?;
-            let closed =
-                || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed");
-            let before = self.queued.fetch_add(frame.len(), Ordering::Relaxed);
-            if before > 0 && before + frame.len() > OUTBOUND_BYTES {
-                self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                self.overflow.disconnect();
-                return Err(closed());
-            }
-            let length = frame.len();
-            self.outbound.try_send(frame).map_err(|error| {
-                self.queued.fetch_sub(length, Ordering::Relaxed);
-                if matches!(error, mpsc::error::TrySendError::Full(_)) {
-                    self.overflow.disconnect();
-                }
-                closed()
-            })
-        })();
+        self.in_flight.answered(&item);
+        let sent = self.queue(&item);
         std::future::ready(sent)
     }
 
     async fn receive(&mut self) -> Option<RxJsonRpcMessage<RoleServer>> {
-        self.inbound.recv().await.map(|message| *message)
+        loop {
+            let message = *self.inbound.recv().await?;
+            match self.in_flight.claim(&message) {
+                Ok(()) => return Some(message),
+                // The refusal goes out on the stream like any answer.
+                Err((error, id)) => {
+                    let _ = self.queue(&TxJsonRpcMessage::<RoleServer>::error(error, id));
+                }
+            }
+        }
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
         self.inbound.close();
         Ok(())
+    }
+}
+
+impl ChannelTransport {
+    /// Queues a message for the stream. rmcp sends each message from its own task, so waiting
+    /// here for room would only move the pile-up into those tasks; a full queue ends the
+    /// session instead.
+    fn queue(&self, item: &ServerJsonRpcMessage) -> std::io::Result<()> {
+        let frame = frame(item).map_err(std::io::Error::other)?;
+        let closed =
+            || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the SSE stream is closed");
+        let length = frame.len();
+        let before = self.queued.bytes.fetch_add(length, Ordering::Relaxed);
+        let over = before > 0 && before + length > OUTBOUND_BYTES;
+        if over && (self.queued.stalled() || before + length > OUTBOUND_BYTES_BURST) {
+            self.queued.bytes.fetch_sub(length, Ordering::Relaxed);
+            self.overflow.disconnect();
+            return Err(closed());
+        }
+        self.outbound.try_send(frame).map_err(|error| {
+            self.queued.bytes.fetch_sub(length, Ordering::Relaxed);
+            if matches!(error, mpsc::error::TrySendError::Full(_)) {
+                self.overflow.disconnect();
+            }
+            closed()
+        })
     }
 }

@@ -23,7 +23,7 @@ pub enum Rejection {
     Draining,
     /// The body could not be read (400), or did not arrive in time (408).
     BadRequest,
-    /// A session another token opened (404).
+    /// A session that is unknown, ended, evicted or another token's (404).
     ForeignSession,
 }
 

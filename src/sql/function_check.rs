@@ -14,8 +14,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sqlx::Row as _;
+use sqlx::{MySql, Postgres};
 
 use super::guard::{FunctionName, GuardedSql};
+use super::session::{EngineError, ServerPool};
 
 /// How long a verdict is trusted before the catalog is asked again.
 const VERDICT_TTL: Duration = Duration::from_secs(60);
@@ -86,10 +88,11 @@ fn how_to_allow(function: &FunctionName, warehouse: &str) -> String {
 
 /// PostgreSQL: every overload of each name, with whether all are immutable or stable.
 pub async fn judge_postgres(
-    conn: &mut sqlx::PgConnection,
+    pool: &ServerPool<Postgres>,
     functions: &[&FunctionName],
     warehouse: &str,
-) -> Result<Vec<(FunctionName, Verdict)>, sqlx::Error> {
+) -> Result<Vec<(FunctionName, Verdict)>, EngineError> {
+    let mut session = pool.acquire().await?;
     let names: Vec<String> = functions.iter().map(|f| f.name.clone()).collect();
     let rows = sqlx::query(
         "SELECT n.nspname, p.proname, bool_and(p.provolatile IN ('i', 's'))
@@ -98,8 +101,10 @@ pub async fn judge_postgres(
           GROUP BY n.nspname, p.proname",
     )
     .bind(names)
-    .fetch_all(conn)
+    .fetch_all(&mut *session.conn)
     .await?;
+    // A catalog read in autocommit leaves nothing behind on the connection.
+    session.clean = true;
     let mut catalog: Vec<(String, String, bool)> = Vec::with_capacity(rows.len());
     for row in &rows {
         catalog.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
@@ -135,10 +140,11 @@ pub async fn judge_postgres(
 
 /// MySQL/MariaDB: the stored functions of each name, with their declared SQL access.
 pub async fn judge_mysql(
-    conn: &mut sqlx::MySqlConnection,
+    pool: &ServerPool<MySql>,
     functions: &[&FunctionName],
     warehouse: &str,
-) -> Result<Vec<(FunctionName, Verdict)>, sqlx::Error> {
+) -> Result<Vec<(FunctionName, Verdict)>, EngineError> {
+    let mut session = pool.acquire().await?;
     let placeholders = vec!["?"; functions.len()].join(", ");
     let sql = format!(
         "SELECT CAST(ROUTINE_SCHEMA AS CHAR), CAST(ROUTINE_NAME AS CHAR), CAST(SQL_DATA_ACCESS AS CHAR), CAST(DATABASE() AS CHAR)
@@ -149,7 +155,8 @@ pub async fn judge_mysql(
     for function in functions {
         query = query.bind(function.name.clone());
     }
-    let rows = query.fetch_all(conn).await?;
+    let rows = query.fetch_all(&mut *session.conn).await?;
+    session.clean = true;
     let mut catalog: Vec<(String, String, String, Option<String>)> = Vec::new();
     for row in &rows {
         catalog.push((

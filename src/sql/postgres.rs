@@ -112,19 +112,9 @@ impl PostgresEngine {
         enforce_account_policy(&self.settings, &self.account, true, inspect).await
     }
 
-    /// Asks the catalog about functions the guard left to it.
-    pub async fn judge_functions(
-        &self,
-        functions: &[&super::guard::FunctionName],
-        warehouse: &str,
-    ) -> Result<Vec<(super::guard::FunctionName, super::function_check::Verdict)>, EngineError>
-    {
-        let mut session = self.pool.acquire().await?;
-        let judged =
-            super::function_check::judge_postgres(&mut session.conn, functions, warehouse).await?;
-        // A catalog read in autocommit leaves nothing behind on the connection.
-        session.clean = true;
-        Ok(judged)
+    /// Its connections, for the function catalog's lookups.
+    pub(super) fn pool(&self) -> &ServerPool<Postgres> {
+        &self.pool
     }
 
     /// Closes every connection.

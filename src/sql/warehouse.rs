@@ -242,14 +242,16 @@ impl Warehouse {
         let judged = match &self.engine {
             // SQLite has no catalog of functions: its guard decides alone.
             Engine::Sqlite { .. } => return Ok(()),
-            Engine::Postgres(engine) => engine
-                .judge_functions(&unjudged, self.name())
-                .await
-                .map_err(|e| super::postgres::explain(e, self.name(), engine.place(), false))?,
-            Engine::Mysql(engine) => engine
-                .judge_functions(&unjudged, self.name())
-                .await
-                .map_err(|e| super::mysql::explain(e, self.name(), engine.place(), false))?,
+            Engine::Postgres(engine) => {
+                super::function_check::judge_postgres(engine.pool(), &unjudged, self.name())
+                    .await
+                    .map_err(|e| super::postgres::explain(e, self.name(), engine.place(), false))?
+            }
+            Engine::Mysql(engine) => {
+                super::function_check::judge_mysql(engine.pool(), &unjudged, self.name())
+                    .await
+                    .map_err(|e| super::mysql::explain(e, self.name(), engine.place(), false))?
+            }
         };
         self.verdicts.record(judged).map_err(ToolError::Refused)
     }

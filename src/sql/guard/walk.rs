@@ -57,10 +57,6 @@ impl Visitor for ReadOnlyWalker<'_> {
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<GuardError> {
         match expr {
             Expr::Function(function) => self.check_function(&function.name),
-            Expr::BinaryOp {
-                op: sqlparser::ast::BinaryOperator::Assignment,
-                ..
-            } if self.dialect == Dialect::Mysql => ControlFlow::Break(GuardError::UserVariable),
             _ => ControlFlow::Continue(()),
         }
     }
@@ -83,21 +79,18 @@ impl ReadOnlyWalker<'_> {
         let Some(function) = FunctionName::from_parts(name, self.dialect) else {
             return ControlFlow::Break(GuardError::UnknownFunction(name.to_string()));
         };
-        let verdict = match standing(self.dialect, function.schema.as_deref(), &function.name) {
-            Standing::Allowed => Ok(()),
-            Standing::Never => Err(GuardError::DeniedFunction(function.to_string())),
-            Standing::Unknown => Err(GuardError::UnknownFunction(function.to_string())),
-            Standing::AskTheCatalog if self.settings.allows(&function) => Ok(()),
+        match standing(self.dialect, function.schema.as_deref(), &function.name) {
+            Standing::Allowed => ControlFlow::Continue(()),
+            Standing::Never => ControlFlow::Break(GuardError::DeniedFunction(function.to_string())),
+            Standing::Unknown => {
+                ControlFlow::Break(GuardError::UnknownFunction(function.to_string()))
+            }
             Standing::AskTheCatalog => {
-                if !self.for_the_catalog.contains(&function) {
+                if !self.settings.allows(&function) && !self.for_the_catalog.contains(&function) {
                     self.for_the_catalog.push(function);
                 }
-                Ok(())
+                ControlFlow::Continue(())
             }
-        };
-        match verdict {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(error) => ControlFlow::Break(error),
         }
     }
 }
@@ -110,10 +103,10 @@ impl FunctionName {
             .0
             .iter()
             .map(|part| match part {
-                ObjectNamePart::Identifier(ident) => Some(ident),
-                ObjectNamePart::Function(function) => Some(&function.name),
+                ObjectNamePart::Identifier(ident) => ident,
+                ObjectNamePart::Function(function) => &function.name,
             })
-            .collect::<Option<_>>()?;
+            .collect();
         let (last, qualifiers) = idents.split_last()?;
         let fold = |ident: &Ident, function: bool| match dialect {
             Dialect::Postgres if ident.quote_style.is_some() => ident.value.clone(),

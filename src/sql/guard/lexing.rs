@@ -28,9 +28,10 @@ pub(super) fn scan(tokens: &[TokenWithSpan], dialect: Dialect) -> Result<Shape, 
         depth: 0,
         has_into: false,
     };
-    // Operators seen in the current list item at each open parenthesis.
-    let mut chains: Vec<usize> = vec![0];
-    let mut chained: usize = 0;
+    let mut depth = Depth {
+        chains: vec![0],
+        chained: 0,
+    };
     for (index, token) in tokens.iter().enumerate() {
         let token = &token.token;
         if let Token::Whitespace(space) = token {
@@ -39,48 +40,66 @@ pub(super) fn scan(tokens: &[TokenWithSpan], dialect: Dialect) -> Result<Shape, 
         }
         shape.tokens += 1;
         match token {
-            Token::LParen => chains.push(0),
-            Token::RParen => {
-                if chains.len() > 1
-                    && let Some(count) = chains.pop()
-                {
-                    chained -= count;
-                }
-            }
-            Token::Comma => {
-                if let Some(count) = chains.last_mut() {
-                    chained -= *count;
-                    *count = 0;
-                }
-            }
-            Token::Word(word) => {
-                if word.quote_style.is_none() {
-                    check_word(tokens, index, &word.value, dialect)?;
-                    if word.keyword == Keyword::INTO {
-                        shape.has_into = true;
-                    }
-                }
-                if word.quote_style.is_none() && chains_a_level(word.keyword) {
-                    chained += 1;
-                    if let Some(count) = chains.last_mut() {
-                        *count += 1;
-                    }
+            Token::LParen => depth.open(),
+            Token::RParen => depth.close(),
+            Token::Comma => depth.next_item(),
+            Token::Word(word) if word.quote_style.is_none() => {
+                check_word(tokens, index, &word.value, dialect)?;
+                shape.has_into |= word.keyword == Keyword::INTO;
+                if chains_a_level(word.keyword) {
+                    depth.chain();
                 }
             }
             Token::Assignment if dialect == Dialect::Mysql => {
                 return Err(GuardError::UserVariable);
             }
-            other if is_operator(other) => {
-                chained += 1;
-                if let Some(count) = chains.last_mut() {
-                    *count += 1;
-                }
-            }
+            other if is_operator(other) => depth.chain(),
             _ => {}
         }
-        shape.depth = shape.depth.max(chained + chains.len());
+        shape.depth = shape.depth.max(depth.now());
     }
     Ok(shape)
+}
+
+/// The depth estimate as the scan goes: open parentheses, plus the operators chained in the
+/// current list item of each (a comma starts a sibling, not a deeper level).
+struct Depth {
+    /// Operators in the current item, per open parenthesis (the statement itself first).
+    chains: Vec<usize>,
+    /// Their sum.
+    chained: usize,
+}
+
+impl Depth {
+    fn open(&mut self) {
+        self.chains.push(0);
+    }
+
+    fn close(&mut self) {
+        if self.chains.len() > 1
+            && let Some(count) = self.chains.pop()
+        {
+            self.chained -= count;
+        }
+    }
+
+    fn next_item(&mut self) {
+        if let Some(count) = self.chains.last_mut() {
+            self.chained -= *count;
+            *count = 0;
+        }
+    }
+
+    fn chain(&mut self) {
+        if let Some(count) = self.chains.last_mut() {
+            *count += 1;
+            self.chained += 1;
+        }
+    }
+
+    fn now(&self) -> usize {
+        self.chained + self.chains.len()
+    }
 }
 
 /// Keywords that add a level to the tree when chained: boolean and set operators, the infix

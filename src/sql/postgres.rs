@@ -239,49 +239,13 @@ const TOO_LARGE_MARK: &str = "datamcp: a row over the byte budget";
 ///
 /// `pg_column_size` counts a stored value as it is stored, compressed or not; values a query
 /// computes, the way to make a huge one from nothing, are counted at full size.
-fn within_budget(sql: &str, budget: usize) -> String {
-    let body = without_trailing_semicolons(sql);
+fn within_budget(sql: &GuardedSql, budget: usize) -> String {
+    let body = sql.statement();
     format!(
         "SELECT datamcp_q.* FROM (SELECT * FROM (\n{body}\n) AS datamcp_i OFFSET 0) AS datamcp_q \
          WHERE CASE WHEN pg_column_size(datamcp_q.*) <= {budget} THEN true \
          ELSE ('{TOO_LARGE_MARK} of {budget} bytes in session ' || pg_backend_pid())::int IS NULL END"
     )
-}
-
-/// `sql` up to its first trailing `;`, so it can stand inside parentheses: `SELECT 1; -- done`
-/// is one statement to the server, but `(SELECT 1; -- done\n)` would not be. Semicolons inside
-/// strings or comments are tokens of those, not statement ends.
-fn without_trailing_semicolons(sql: &str) -> &str {
-    use sqlparser::tokenizer::{Token, Tokenizer};
-    let dialect = sqlparser::dialect::PostgreSqlDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
-        return sql;
-    };
-    let mut first_trailing = None;
-    for token in tokens.iter().rev() {
-        match token.token {
-            Token::Whitespace(_) => {}
-            Token::SemiColon => first_trailing = Some(token.span.start),
-            _ => break,
-        }
-    }
-    let Some(at) = first_trailing else {
-        return sql;
-    };
-    // The location counts lines from 1 and characters within the line from 1.
-    let (mut line, mut column) = (1, 1);
-    for (offset, c) in sql.char_indices() {
-        if line == at.line && column == at.column {
-            return &sql[..offset];
-        }
-        if c == '\n' {
-            line += 1;
-            column = 1;
-        } else {
-            column += 1;
-        }
-    }
-    sql
 }
 
 /// The server's refusal of a row over the budget, as [`TooLarge`]; other errors unchanged.
@@ -315,7 +279,7 @@ async fn read(
     let statement = match (is_query, checked) {
         (true, true) => format!(
             "DECLARE datamcp_rows NO SCROLL CURSOR FOR {}",
-            within_budget(sql.text(), limits.bytes)
+            within_budget(sql, limits.bytes)
         ),
         (true, false) => format!("DECLARE datamcp_rows NO SCROLL CURSOR FOR {}", sql.text()),
         (false, _) => sql.text().to_owned(),
@@ -460,20 +424,5 @@ pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> 
             }
         }
         other => super::session::explain_engine_error(other, name, place),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::without_trailing_semicolons as cut;
-
-    #[test]
-    fn trailing_semicolons_and_what_follows_them_are_cut_and_nothing_else() {
-        assert_eq!(cut("SELECT 1"), "SELECT 1");
-        assert_eq!(cut("SELECT 1;"), "SELECT 1");
-        assert_eq!(cut("SELECT 1 ; ;\n"), "SELECT 1 ");
-        assert_eq!(cut("SELECT 1; -- done"), "SELECT 1");
-        assert_eq!(cut("SELECT 'a;'\n  ;/* x; */"), "SELECT 'a;'\n  ");
-        assert_eq!(cut("SELECT 'é;' -- ;"), "SELECT 'é;' -- ;");
     }
 }

@@ -102,6 +102,36 @@ impl Depth {
     }
 }
 
+/// Where the statement ends: before its first trailing `;` (and the comments after it), so it can
+/// stand inside parentheses. Semicolons inside strings or comments are parts of those tokens.
+pub(super) fn statement_end(sql: &str, tokens: &[TokenWithSpan]) -> usize {
+    let mut first_trailing = None;
+    for token in tokens.iter().rev() {
+        match token.token {
+            Token::Whitespace(_) => {}
+            Token::SemiColon => first_trailing = Some(token.span.start),
+            _ => break,
+        }
+    }
+    let Some(at) = first_trailing else {
+        return sql.len();
+    };
+    // Locations count lines from 1 and characters within the line from 1.
+    let (mut line, mut column) = (1, 1);
+    for (offset, c) in sql.char_indices() {
+        if line == at.line && column == at.column {
+            return offset;
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    sql.len()
+}
+
 /// Keywords that add a level to the tree when chained: boolean and set operators, the infix
 /// predicates, and the prefixes that nest (NOT NOT …, CASE inside CASE).
 fn chains_a_level(keyword: Keyword) -> bool {

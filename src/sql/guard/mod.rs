@@ -243,6 +243,7 @@ pub enum GuardError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuardedSql {
     text: String,
+    statement_end: usize,
     dialect: Dialect,
     is_query: bool,
     for_the_catalog: Vec<FunctionName>,
@@ -253,6 +254,12 @@ impl GuardedSql {
     /// keys on: a normalised form would merge statements the database tells apart).
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The text without trailing semicolons and what follows them, so it can stand inside
+    /// parentheses: `SELECT 1; -- done` is one statement, `(SELECT 1; -- done)` is not.
+    pub fn statement(&self) -> &str {
+        self.text.get(..self.statement_end).unwrap_or(&self.text)
     }
 
     /// The dialect it was checked for.
@@ -266,6 +273,7 @@ impl GuardedSql {
     pub fn bypassing_the_guard_in_tests(sql: &str, dialect: Dialect) -> Self {
         GuardedSql {
             text: sql.to_owned(),
+            statement_end: sql.len(),
             dialect,
             is_query: false,
             for_the_catalog: Vec::new(),
@@ -392,6 +400,7 @@ fn check_tree(
     dialect: Dialect,
     settings: &Settings,
 ) -> Result<GuardedSql, GuardError> {
+    let statement_end = lexing::statement_end(sql, &tokens);
     let statements = Parser::new(dialect.parser_dialect())
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens)
@@ -423,6 +432,7 @@ fn check_tree(
     }
     Ok(GuardedSql {
         text: sql.to_owned(),
+        statement_end,
         dialect,
         is_query: matches!(statement, Statement::Query(_)),
         for_the_catalog: walker.for_the_catalog,
@@ -771,6 +781,22 @@ mod tests {
         assert_eq!(placeholder_count("SELECT ?, ?", Dialect::Mysql), Some(2));
         assert_eq!(placeholder_count("SELECT ?1, ?3", Dialect::Sqlite), Some(3));
         assert_eq!(placeholder_count("SELECT '?'", Dialect::Mysql), Some(0));
+    }
+
+    #[test]
+    fn the_statement_is_cut_at_trailing_semicolons_and_nothing_else() {
+        let cut = |sql: &str| {
+            check(sql, Dialect::Postgres)
+                .expect("allowed")
+                .statement()
+                .to_owned()
+        };
+        assert_eq!(cut("SELECT 1"), "SELECT 1");
+        assert_eq!(cut("SELECT 1;"), "SELECT 1");
+        assert_eq!(cut("SELECT 1 ; ;\n"), "SELECT 1 ");
+        assert_eq!(cut("SELECT 1; -- done"), "SELECT 1");
+        assert_eq!(cut("SELECT 'a;'\n  ;/* x; */"), "SELECT 'a;'\n  ");
+        assert_eq!(cut("SELECT 'é;' -- ;"), "SELECT 'é;' -- ;");
     }
 
     #[test]

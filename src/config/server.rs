@@ -54,6 +54,9 @@ pub struct ServerFile {
     pub header_read_timeout_secs: Option<u64>,
     /// Seconds a client gets to send a request's body (default 30); slower ones get `408`.
     pub body_read_timeout_secs: Option<u64>,
+    /// Seconds an answer may wait for a client that does not read it (default 30); then the
+    /// connection is closed. Quiet streams are not affected: only a write that cannot proceed.
+    pub write_timeout_secs: Option<u64>,
     /// Seconds running calls get to finish on shutdown (default 30).
     pub shutdown_grace_secs: Option<u64>,
     /// Write one audit line per tool call (default true).
@@ -128,6 +131,8 @@ pub struct HttpSettings {
     pub header_read_timeout: Duration,
     /// Longest wait for a request's body.
     pub body_read_timeout: Duration,
+    /// Longest a write may wait for the client to read.
+    pub write_timeout: Duration,
     /// Time running calls get to finish on shutdown.
     pub shutdown_grace: Duration,
     /// One audit line per tool call.
@@ -150,6 +155,7 @@ impl Default for HttpSettings {
             max_connections: 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             audit: true,
         }
@@ -306,6 +312,11 @@ impl HttpSettings {
                 "body_read_timeout_secs",
                 file.body_read_timeout_secs,
                 defaults.body_read_timeout,
+            )?,
+            write_timeout: seconds(
+                "write_timeout_secs",
+                file.write_timeout_secs,
+                defaults.write_timeout,
             )?,
             shutdown_grace: file
                 .shutdown_grace_secs

@@ -451,3 +451,63 @@ async fn an_sse_client_that_reads_gets_a_burst_of_large_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_answer_loses_the_connection() {
+    // A long header timeout, so that only the write timeout can end the connection.
+    let sandbox = Sandbox::new(
+        "[server]\nwrite_timeout_secs = 1\nheader_read_timeout_secs = 60\n\n[tools.sql_query]\ncache_ttl_ms = 0\ntimeout_ms = 60000\n",
+    );
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let url = server.url("/mcp");
+    let http = reqwest::Client::new();
+    let response = http
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .expect("initialize");
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let _ = response.text().await;
+
+    // About 60 MB of answer (rows as structured content and as text), far more than the
+    // sockets buffer, asked for on a connection whose client then never reads.
+    let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "sql_query", "arguments": {
+            "sql": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000) SELECT i, hex(zeroblob(500)) AS x FROM n",
+            "max_rows": 30000, "max_bytes": 67108864}}})
+    .to_string();
+    let mut stream = TcpStream::connect(authority(&server))
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\n\
+         Mcp-Protocol-Version: 2025-06-18\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let with_reader = server.metric(OPEN, None).await;
+    assert!(with_reader >= 1.0);
+    let started = Instant::now();
+    assert!(
+        eventually(30, || async {
+            server.metric(OPEN, None).await < with_reader
+        })
+        .await,
+        "the connection of a client that never reads stayed open"
+    );
+    eprintln!(
+        "a non-reading client's connection closed after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // Clients that read are served as before.
+    let client = connect_http(&url, None).await;
+    let result = call(&client, "sql_query", json!({"sql": "SELECT 1 AS one"})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    drop(stream);
+}

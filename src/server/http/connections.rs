@@ -7,7 +7,8 @@
 //! runs the same timer while waiting for the next request); the connection cap bounds how many
 //! such clients can wait at once. Connections over the cap are closed at once, before any byte
 //! is read, so they cost nothing and cannot hold up the ones already being served. Bodies have
-//! their own deadline, in the admission gate.
+//! their own deadline, in the admission gate; answers a client does not read, theirs
+//! (`stalled.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Limits {
     /// Longest wait for a request's head (and between requests on a kept-alive connection).
     pub header_read_timeout: Duration,
+    /// Longest a write may wait for the client to read.
+    pub write_timeout: Duration,
 }
 
 /// Closes the connection a request came on, in its extensions. A handler streaming to a client
@@ -132,6 +135,7 @@ pub async fn serve(
             extensions.insert(disconnect.clone());
             hyper::service::Service::call(&service, request)
         });
+        let stream = super::stalled::WriteDeadline::new(stream, limits.write_timeout);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -14,6 +14,7 @@ mod ops;
 mod origin;
 mod sessions;
 mod sse;
+mod stalled;
 mod stats;
 
 use std::net::SocketAddr;
@@ -174,6 +175,7 @@ impl HttpEndpoint {
             grace: settings.shutdown_grace,
             limits: connections::Limits {
                 header_read_timeout: settings.header_read_timeout,
+                write_timeout: settings.write_timeout,
             },
         })
     }

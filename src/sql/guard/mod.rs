@@ -450,7 +450,9 @@ fn check_top_level(statement: &Statement, dialect: Dialect) -> Result<(), GuardE
         } => {
             // `EXPLAIN (ANALYZE) …` and `EXPLAIN (ANALYZE true) …` run the statement too.
             let analyze_option = options.iter().flatten().any(|option| {
-                option.name.value.eq_ignore_ascii_case("analyze")
+                // PostgreSQL also takes the British spelling.
+                (option.name.value.eq_ignore_ascii_case("analyze")
+                    || option.name.value.eq_ignore_ascii_case("analyse"))
                     && option.arg.as_ref().is_none_or(|arg| {
                         !matches!(
                             arg.to_string().to_ascii_lowercase().as_str(),
@@ -665,6 +667,10 @@ mod tests {
         );
         assert_eq!(
             refused(Dialect::Postgres, "EXPLAIN ANALYZE SELECT 1"),
+            GuardError::ExplainAnalyze
+        );
+        assert_eq!(
+            refused(Dialect::Postgres, "EXPLAIN (ANALYSE) SELECT 1"),
             GuardError::ExplainAnalyze
         );
         assert!(matches!(

@@ -460,19 +460,7 @@ async fn a_client_that_never_reads_its_answer_loses_the_connection() {
     );
     let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
     let url = server.url("/mcp");
-    let http = reqwest::Client::new();
-    let response = http
-        .post(&url)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize())
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
-    let _ = response.text().await;
+    let session = raw_session(&reqwest::Client::new(), &url).await;
 
     // About 60 MB of answer (rows as structured content and as text), far more than the
     // sockets buffer, asked for on a connection whose client then never reads.

@@ -221,37 +221,6 @@ async fn shutdown_lets_a_running_call_finish_then_exits() {
     );
 }
 
-/// Opens a session with `initialize` and `notifications/initialized`; returns its id.
-async fn raw_session(http: &reqwest::Client, url: &str) -> String {
-    let response = http
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "0"}}}),
-        )
-        .send()
-        .await
-        .expect("initialize");
-    let session = response.headers()["mcp-session-id"]
-        .to_str()
-        .expect("id")
-        .to_owned();
-    let _ = response.text().await;
-    let initialized = http
-        .post(url)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-session-id", &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .expect("initialized");
-    assert_eq!(initialized.status(), 202);
-    session
-}
-
 async fn raw_call(http: &reqwest::Client, url: &str, session: &str, id: u64) {
     let response = http
         .post(url)

@@ -12,7 +12,7 @@ use rmcp::model::{
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::TokioChildProcess;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::process::Command;
 
 /// The binary under test.
@@ -452,4 +452,35 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Opens a session with `initialize` and `notifications/initialized`; returns its id.
+pub async fn raw_session(http: &reqwest::Client, url: &str) -> String {
+    let response = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "0"}}}),
+        )
+        .send()
+        .await
+        .expect("initialize");
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let _ = response.text().await;
+    let initialized = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized");
+    assert_eq!(initialized.status(), 202);
+    session
 }

@@ -307,21 +307,16 @@ async fn read(
     {
         let mut stream = query.fetch(&mut *conn);
         while let Some(row) = stream.try_next().await? {
-            if !budget.has_room() {
-                truncated = true;
-                break;
-            }
             columns.get_or_insert_with(|| columns_of(&row));
-            if !budget.fits_raw(raw_size(&row))? {
-                truncated = true;
-                break;
+            match budget.take(raw_size(&row), || {
+                row_values(&row).map_err(EngineError::from)
+            })? {
+                Some(record) => rows.push(record),
+                None => {
+                    truncated = true;
+                    break;
+                }
             }
-            let record = row_values(&row)?;
-            if !budget.admit(&record) {
-                truncated = true;
-                break;
-            }
-            rows.push(record);
         }
     }
     let columns = match columns {

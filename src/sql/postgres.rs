@@ -310,26 +310,21 @@ async fn read(
             .await
             .map_err(|e| too_large(e, limits.bytes))?
         {
-            if !budget.has_room() {
-                truncated = true;
-                break;
-            }
             first_columns.get_or_insert_with(|| {
                 row.columns()
                     .iter()
                     .map(|c| Column::new(c.name(), c.type_info().name()))
                     .collect::<Vec<_>>()
             });
-            if !budget.fits_raw(raw_size(&row))? {
-                truncated = true;
-                break;
+            match budget.take(raw_size(&row), || {
+                row_values(&row).map_err(EngineError::from)
+            })? {
+                Some(record) => values.push(record),
+                None => {
+                    truncated = true;
+                    break;
+                }
             }
-            let record = row_values(&row)?;
-            if !budget.admit(&record) {
-                truncated = true;
-                break;
-            }
-            values.push(record);
         }
     }
     Ok(QueryRows {

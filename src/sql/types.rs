@@ -83,9 +83,24 @@ impl RowBudget {
         self.rows < self.limits.rows && !self.byte_limited
     }
 
+    /// Takes one row a server engine received: its size as the driver received it is checked
+    /// before `convert` turns it into JSON, then the JSON is counted. `None` when the read stops
+    /// here and the row is left out; a row larger than the whole budget is an error.
+    pub fn take<E: From<TooLarge>>(
+        &mut self,
+        raw_bytes: usize,
+        convert: impl FnOnce() -> Result<Vec<Value>, E>,
+    ) -> Result<Option<Vec<Value>>, E> {
+        if !self.has_room() || !self.fits_raw(raw_bytes)? {
+            return Ok(None);
+        }
+        let record = convert()?;
+        Ok(self.admit(&record).then_some(record))
+    }
+
     /// Checks a row's size as the driver received it, before it is converted to JSON: a row larger
     /// than the whole budget is an error, one larger than what is left ends the read.
-    pub fn fits_raw(&mut self, raw_bytes: usize) -> Result<bool, TooLarge> {
+    fn fits_raw(&mut self, raw_bytes: usize) -> Result<bool, TooLarge> {
         if raw_bytes > self.limits.bytes {
             return Err(TooLarge {
                 bytes: Some(raw_bytes),

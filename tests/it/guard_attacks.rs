@@ -185,32 +185,9 @@ async fn mysql_stored_functions_run_only_when_declared_read_only() {
         .expect("drop database");
 }
 
-/// A PostgreSQL schema of its own for one test.
-async fn pg_schema(test: &str, setup: &str) -> String {
-    let name = format!("it_{}_{test}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(PG).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path = {name}; {setup}"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("fixture");
-    name
-}
-
-async fn drop_pg_schema(name: &str) {
-    let mut conn = sqlx::PgConnection::connect(PG).await.expect("connect");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS {name} CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop schema");
-}
-
 #[tokio::test]
 async fn postgres_functions_are_judged_by_the_catalog_under_their_real_names() {
-    let schema = pg_schema(
+    let fixture = PgSchema::new(
         "functions",
         "CREATE TABLE pages (id int, body text);
          INSERT INTO pages SELECT g, 'page ' || g FROM generate_series(1, 200) g;
@@ -219,6 +196,7 @@ async fn postgres_functions_are_judged_by_the_catalog_under_their_real_names() {
          CREATE FUNCTION volatile_double(x int) RETURNS int VOLATILE LANGUAGE sql AS 'SELECT x * 2';",
     )
     .await;
+    let schema = fixture.name.clone();
     let dir = config(PG, "allow_privileged_account = true");
     let client = connect(Some(&dir.path().join("datamcp.toml"))).await;
     let refusals = [
@@ -282,7 +260,7 @@ async fn postgres_functions_are_judged_by_the_catalog_under_their_real_names() {
     let client = connect(Some(&dir.path().join("datamcp.toml"))).await;
     assert_eq!(first_value(&sql(&client, &volatile).await), json!(4));
     client.cancel().await.ok();
-    drop_pg_schema(&schema).await;
+    fixture.drop().await;
 }
 
 #[tokio::test]

@@ -9,37 +9,6 @@ use crate::support::*;
 
 const SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
 
-/// A schema of its own for one test, dropped at the end.
-struct Schema {
-    name: String,
-}
-
-impl Schema {
-    async fn new(test: &str, setup: &str) -> Schema {
-        let name = format!("it_{}_{test}", std::process::id());
-        let mut conn = sqlx::PgConnection::connect(SERVER)
-            .await
-            .expect("connect to PostgreSQL");
-        let sql = format!(
-            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path = {name}; {setup}"
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("fixture");
-        Schema { name }
-    }
-
-    async fn drop(self) {
-        let mut conn = sqlx::PgConnection::connect(SERVER).await.expect("connect");
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("drop schema");
-    }
-}
-
 /// A config serving the test server as warehouse `pg`, followed by `extra`.
 fn config(url: &str, extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -60,7 +29,7 @@ async fn query(client: &Client, arguments: Value) -> rmcp::model::CallToolResult
 
 #[tokio::test]
 async fn every_common_type_maps_to_json_without_loss() {
-    let schema = Schema::new(
+    let schema = PgSchema::new(
         "types",
         "CREATE TYPE mood AS ENUM ('sad', 'happy');
          CREATE TABLE t (id int PRIMARY KEY, small int2, big int8, r real, d double precision,

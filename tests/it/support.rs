@@ -13,6 +13,7 @@ use rmcp::model::{
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::TokioChildProcess;
 use serde_json::{Map, Value, json};
+use sqlx::Connection as _;
 use tokio::process::Command;
 
 /// The binary under test.
@@ -483,4 +484,43 @@ pub async fn raw_session(http: &reqwest::Client, url: &str) -> String {
         .expect("initialized");
     assert_eq!(initialized.status(), 202);
     session
+}
+
+/// The test PostgreSQL server, as the superuser.
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A PostgreSQL schema of its own for one test, dropped at the end.
+pub struct PgSchema {
+    /// The schema's name, unique to this test process.
+    pub name: String,
+}
+
+impl PgSchema {
+    /// Creates the schema afresh and runs `setup` in it.
+    pub async fn new(test: &str, setup: &str) -> PgSchema {
+        let name = format!("it_{}_{test}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(PG_SERVER)
+            .await
+            .expect("connect to PostgreSQL");
+        let sql = format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}; SET search_path = {name}; {setup}"
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("fixture");
+        PgSchema { name }
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop(self) {
+        let mut conn = sqlx::PgConnection::connect(PG_SERVER)
+            .await
+            .expect("connect");
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("drop schema");
+    }
 }

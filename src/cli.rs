@@ -14,12 +14,14 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::watch::ConfigWatch;
 use crate::config::{Config, HttpSettings};
+use crate::kinds::Kinds;
 use crate::prompts::PromptLibrary;
 use crate::server::http::HttpEndpoint;
 use crate::server::{self, DataMcp};
 use crate::sql::guard::{self, Dialect};
-use crate::tools::{Principal, Registry};
+use crate::tools::{Invocation, Registry};
 
 /// datamcp: safe, fast, typed access to your data for LLM agents, over MCP.
 #[derive(Debug, Parser)]
@@ -174,22 +176,34 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let mut settings = loaded.http.clone();
             settings.stateless |= stateless;
             settings.allow_unauthenticated |= allow_unauthenticated;
-            let server = build_from(loaded)?;
-            if let Some(address) = http.or(settings.listen).filter(|_| !stdio) {
-                return serve_http(server, address, &settings).await;
+            let built = build_from(loaded)?;
+            if let Some(path) = config {
+                tokio::spawn(reload_on_change(
+                    path,
+                    built.config.clone(),
+                    Arc::clone(&built.kinds),
+                ));
             }
-            tracing::info!(
-                tools = server.registry().list().len(),
-                "datamcp {} serving MCP on stdio",
-                env!("CARGO_PKG_VERSION")
-            );
-            server::stdio::serve(server)
-                .await
-                .context("stdio transport failed")?;
-            Ok(ExitCode::SUCCESS)
+            let served = match http.or(settings.listen).filter(|_| !stdio) {
+                Some(address) => serve_http(built.server, address, &settings).await,
+                None => {
+                    tracing::info!(
+                        tools = built.server.registry().list().len(),
+                        "datamcp {} serving MCP on stdio",
+                        env!("CARGO_PKG_VERSION")
+                    );
+                    server::stdio::serve(built.server)
+                        .await
+                        .context("stdio transport failed")
+                        .map(|()| ExitCode::SUCCESS)
+                }
+            };
+            // Whatever ended the serving, the kinds close what they opened (pools, consumers).
+            built.kinds.shutdown().await;
+            served
         }
         Command::Tools { config } => {
-            let server = build(config.as_deref())?;
+            let server = build(config.as_deref())?.server;
             let mut out = String::new();
             for entry in server.registry().list() {
                 let spec = entry.tool().spec();
@@ -204,7 +218,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schemas { out, config } => {
-            let server = build(config.as_deref())?;
+            let server = build(config.as_deref())?.server;
             let documents = schema_documents(server.registry());
             match out {
                 Some(dir) => write_schemas(&dir, &documents)?,
@@ -220,7 +234,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             arguments,
             config,
         } => {
-            let server = build(config.as_deref())?;
+            let built = build(config.as_deref())?;
+            let server = &built.server;
             let arguments: Value = serde_json::from_str(&arguments)
                 .context("the arguments are not valid JSON; pass a JSON object like '{\"sql\": \"SELECT 1\"}'")?;
             let Value::Object(arguments) = arguments else {
@@ -233,11 +248,11 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 .call(
                     &tool,
                     Some(arguments),
-                    &CancellationToken::new(),
-                    None,
-                    &Principal::local(),
+                    Invocation::local(CancellationToken::new()),
                 )
-                .await?;
+                .await;
+            built.kinds.shutdown().await;
+            let result = result?;
             let failed = result.is_error();
             let response = server::call_tool_result(result);
             print(&format!("{}\n", serde_json::to_string_pretty(&response)?))?;
@@ -285,17 +300,83 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Loads the config and builds the server: registry and prompts. Every config problem
-/// surfaces here, before any client connects.
-pub fn build(config: Option<&Path>) -> Result<DataMcp> {
+/// A built server: the MCP handler, the started kinds, and the config they came from.
+pub struct Built {
+    /// The MCP handler.
+    pub server: DataMcp,
+    /// The started kinds, to reload and to stop.
+    pub kinds: Arc<Kinds>,
+    /// The config the server was built from.
+    pub config: Config,
+}
+
+/// Loads the config and builds the server: every kind started, and the prompts. Every config
+/// problem surfaces here, before any client connects.
+pub fn build(config: Option<&Path>) -> Result<Built> {
     build_from(Config::load(config)?)
 }
 
-fn build_from(config: Config) -> Result<DataMcp> {
-    let registry = crate::kinds::registry(&config).context("cannot build the tool registry")?;
+fn build_from(config: Config) -> Result<Built> {
+    let (registry, kinds) =
+        crate::kinds::start(&config).context("cannot build the tool registry")?;
     let prompts =
         PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
-    Ok(DataMcp::new(Arc::new(registry), Arc::new(prompts)))
+    let server = DataMcp::new(registry, Arc::new(prompts), &kinds.instructions());
+    Ok(Built {
+        server,
+        kinds: Arc::new(kinds),
+        config,
+    })
+}
+
+/// Reloads the config file whenever it changes (or on SIGHUP): each kind re-checks its part and
+/// swaps in what changed, and clients hear `notifications/tools/list_changed`. A file that does
+/// not check out changes nothing: the last good version keeps serving, and every problem is
+/// logged. Settings that only a restart applies are named in the log.
+async fn reload_on_change(path: PathBuf, mut current: Config, kinds: Arc<Kinds>) {
+    let mut watch = ConfigWatch::new(&path);
+    while watch.changed().await.is_some() {
+        let started = std::time::Instant::now();
+        let newer = match Config::load(Some(&path)) {
+            Ok(newer) => newer,
+            Err(error) => {
+                tracing::error!(
+                    "config not reloaded; the last good version keeps serving: {error}"
+                );
+                continue;
+            }
+        };
+        if newer.source.text() == current.source.text() {
+            continue;
+        }
+        let mut restart_needed: Vec<String> = current
+            .restart_needed_for(&newer)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let mut failed = false;
+        for (kind, outcome) in kinds.reload(&newer.source) {
+            match outcome {
+                Ok(reloaded) => restart_needed.extend(reloaded.restart_needed),
+                Err(error) => {
+                    failed = true;
+                    tracing::error!(
+                        kind,
+                        "{kind} tools not reloaded; the last good version keeps serving:\n{error}"
+                    );
+                }
+            }
+        }
+        if !restart_needed.is_empty() {
+            tracing::warn!(settings = ?restart_needed, "these config changes take effect only after a restart");
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            complete = !failed,
+            "config reloaded"
+        );
+        current = newer;
+    }
 }
 
 async fn serve_http(
@@ -359,7 +440,7 @@ pub fn schema_documents(registry: &Registry) -> Vec<(String, Value)> {
         .collect();
     documents.push((
         "config.schema.json".to_owned(),
-        crate::tools::schema::schema_of::<crate::config::ConfigFile>(),
+        crate::config::config_schema(),
     ));
     documents
 }

@@ -1,66 +1,90 @@
 //! The one explicit list of tool kinds. This is the only file that knows them all: adding a kind
-//! means writing its module and adding one line to [`KINDS`].
+//! means writing its folder and adding one line to [`KINDS`].
+//!
+//! Also here: starting every kind against one registry, and the handle the server keeps to
+//! reload and stop them.
 
-use crate::config::Config;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigSource};
+use crate::tools::Registry;
+use crate::tools::kind::{KindEntry, KindError, KindHost, Reloaded, RunningKind, kind};
 use crate::tools::policy::Policy;
-use crate::tools::{BuiltTools, Registry, RegistryError};
-
-/// A tool kind: a name and the function that builds its tools from the config.
-pub struct ToolKind {
-    /// Short name, e.g. `sql`.
-    pub name: &'static str,
-    /// Builds the kind's tools from the config, or says what in the config is unusable.
-    /// Connections are made lazily, so this does no I/O.
-    pub build: fn(&Config) -> BuiltTools,
-}
+use crate::tools::registry::RegistryError;
 
 /// Every tool kind datamcp offers.
-pub const KINDS: &[ToolKind] = &[ToolKind {
-    name: "sql",
-    build: crate::sql::tools,
-}];
+pub const KINDS: &[KindEntry] = &[kind::<crate::sql::Sql>()];
 
-/// Why the registry could not be built.
+/// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A kind found its part of the config unusable.
-    #[error("{kind} tools: {message}")]
+    /// A kind could not start.
+    #[error("{kind} tools: {source}")]
     Kind {
         /// The kind.
         kind: &'static str,
-        /// What is wrong.
-        message: String,
+        /// Why.
+        source: KindError,
     },
-    /// The registry refused a tool.
+    /// The registry refused the config's policies.
     #[error(transparent)]
     Registry(#[from] RegistryError),
 }
 
-/// Builds the registry for `config`: every kind's tools, filtered and wrapped in their policies.
-pub fn registry(config: &Config) -> Result<Registry, BuildError> {
-    let registry = Registry::new(
+/// The started kinds, in `KINDS` order.
+pub struct Kinds {
+    running: Vec<Arc<dyn RunningKind>>,
+}
+
+/// Starts every kind on a new registry for `config`.
+pub fn start(config: &Config) -> Result<(Arc<Registry>, Kinds), BuildError> {
+    let registry = Arc::new(Registry::new(
         config.filter.clone(),
         Policy::clone(&config.default_policy),
         config.tool_policies.clone(),
-    );
-    for kind in KINDS {
-        let offer = (kind.build)(config).map_err(|message| BuildError::Kind {
-            kind: kind.name,
-            message,
-        })?;
-        for tool in offer.tools {
-            registry.register(tool)?;
-        }
-        for provider in offer.resources {
-            registry.register_resources(provider);
-        }
-        for check in offer.health {
-            registry.register_health_check(check);
-        }
-        for source in offer.gauges {
-            registry.register_gauges(source);
-        }
+    ));
+    let workspace = Arc::new(config.workspace.clone());
+    let mut running = Vec::with_capacity(KINDS.len());
+    for entry in KINDS {
+        let host = KindHost::new(entry.name, &registry, Arc::clone(&workspace));
+        let kind = entry
+            .start(&config.source, host)
+            .map_err(|source| BuildError::Kind {
+                kind: entry.name,
+                source,
+            })?;
+        running.push(kind);
     }
     registry.check_policy_targets()?;
-    Ok(registry)
+    Ok((registry, Kinds { running }))
+}
+
+impl Kinds {
+    /// The server's instructions to the model: each kind's part, in order.
+    pub fn instructions(&self) -> String {
+        let mut text =
+            String::from("datamcp gives read-only, typed access to the organisation's data.");
+        for part in self.running.iter().filter_map(|kind| kind.instructions()) {
+            text.push(' ');
+            text.push_str(&part);
+        }
+        text
+    }
+
+    /// Hands an edited config file to every kind; each applies its part or keeps its last
+    /// good version. Returns each kind's outcome.
+    pub fn reload(
+        &self,
+        source: &ConfigSource,
+    ) -> Vec<(&'static str, Result<Reloaded, KindError>)> {
+        self.running
+            .iter()
+            .map(|kind| (kind.name(), kind.reload(source)))
+            .collect()
+    }
+
+    /// Runs every kind's shutdown work (closing pools, stopping consumers), all at once.
+    pub async fn shutdown(&self) {
+        futures::future::join_all(self.running.iter().map(|kind| kind.shutdown())).await;
+    }
 }

@@ -8,11 +8,11 @@
 pub mod audit;
 pub mod http;
 pub mod jsonrpc;
+mod list_changed;
 pub mod stdio;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, CustomRequest,
@@ -21,14 +21,15 @@ use rmcp::model::{
     MetaObject, PaginatedRequestParams, ProgressNotificationParam, ProgressToken, Prompt,
     PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
-    ServerConfig, Tool, ToolAnnotations,
+    ServerConfig, SubscriptionFilter, Tool, ToolAnnotations,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Map, Value};
 
 use self::audit::Caller;
 use crate::prompts::PromptLibrary;
+use crate::tools::context::Invocation;
 use crate::tools::context::ProgressSink;
 use crate::tools::registry::RegisteredTool;
 use crate::tools::resources::ResourceContent;
@@ -56,21 +57,25 @@ const STANDARD_METHODS: &[&str] = &[
     "subscriptions/listen",
 ];
 
-const INSTRUCTIONS: &str = "datamcp gives read-only, typed access to the organisation's data. \
-Explore before querying: list tables and check columns, then run one aggregate query with sql_query. \
-Results carry `truncated` when rows were cut: aggregate in SQL instead of reading everything.";
-
 /// The MCP server: one per process, shared by every session and transport.
 #[derive(Clone)]
 pub struct DataMcp {
     registry: Arc<Registry>,
     prompts: Arc<PromptLibrary>,
+    instructions: Arc<str>,
+    listeners: Arc<list_changed::Listeners>,
 }
 
 impl DataMcp {
-    /// A server over a registry and a prompt library.
-    pub fn new(registry: Arc<Registry>, prompts: Arc<PromptLibrary>) -> Self {
-        DataMcp { registry, prompts }
+    /// A server over a registry and a prompt library, telling the model `instructions`.
+    pub fn new(registry: Arc<Registry>, prompts: Arc<PromptLibrary>, instructions: &str) -> Self {
+        let listeners = Arc::new(list_changed::Listeners::new(registry.subscribe()));
+        DataMcp {
+            registry,
+            prompts,
+            instructions: Arc::from(instructions),
+            listeners,
+        }
     }
 
     /// The tool registry.
@@ -207,6 +212,7 @@ impl ServerHandler for DataMcp {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
+            .enable_tool_list_changed()
             .enable_prompts()
             .enable_resources()
             .build();
@@ -215,7 +221,28 @@ impl ServerHandler for DataMcp {
                 Implementation::new("datamcp", env!("CARGO_PKG_VERSION"))
                     .with_title("datamcp: typed, read-only data access"),
             )
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.instructions.to_string())
+    }
+
+    /// Every session hears when the tool set changes (2025-era clients, on their session's
+    /// stream; stdio and legacy SSE alike).
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.listeners.add(context.peer);
+    }
+
+    /// 2026-07-28 clients ask for the same notification on a `subscriptions/listen` stream.
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.tools_list_changed = requested.tools_list_changed;
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), McpError> {
+        list_changed::listen(self.registry.subscribe(), context).await;
+        Ok(())
     }
 
     async fn list_tools(
@@ -248,32 +275,16 @@ impl ServerHandler for DataMcp {
                 last: std::sync::Mutex::new(None),
             })
         });
-        let principal = principal(&context);
-        let caller = caller(&context).filter(|caller| caller.audit);
-        let arguments_hash = caller.map(|_| audit::arguments_sha256(request.arguments.as_ref()));
-        let started = Instant::now();
+        let invocation = Invocation::local(context.ct.clone())
+            .with_principal(principal(&context))
+            .with_progress(progress.clone().map(|p| p as Arc<dyn ProgressSink>))
+            .with_audit(caller(&context).and_then(Caller::audit_identity));
         let result = self
             .registry
-            .call(
-                &request.name,
-                request.arguments,
-                &context.ct,
-                progress.clone().map(|p| p as Arc<dyn ProgressSink>),
-                &principal,
-            )
+            .call(&request.name, request.arguments, invocation)
             .await;
         if let Some(progress) = progress {
             progress.flush(std::time::Duration::from_millis(250)).await;
-        }
-        if let (Some(caller), Some(hash)) = (caller, &arguments_hash) {
-            let outcome = match &result {
-                Ok(result) => match &result.outcome {
-                    Ok(_) => audit::Outcome::Ok,
-                    Err(error) => audit::Outcome::ToolError(error.kind()),
-                },
-                Err(_) => audit::Outcome::Rejected,
-            };
-            audit::record(caller, &request.name, hash, outcome, started.elapsed());
         }
         let result = result.map_err(|error| McpError::invalid_params(error.to_string(), None))?;
         Ok(call_tool_result(result).into())
@@ -405,9 +416,12 @@ impl ServerHandler for DataMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         if request.uri != STATS_URI {
-            let principal = principal(&context);
+            // A read that runs a tool runs it for this request's caller, cancelled with it.
+            let invocation = Invocation::local(context.ct.clone())
+                .with_principal(principal(&context))
+                .with_audit(caller(&context).and_then(Caller::audit_identity));
             for provider in self.registry.resource_providers() {
-                if let Some(read) = provider.read(&request.uri, &self.registry, &principal) {
+                if let Some(read) = provider.read(&request.uri, &self.registry, &invocation) {
                     return match read.await {
                         Ok(ResourceContent::Text { text, mime_type }) => {
                             Ok(ReadResourceResult::new(vec![

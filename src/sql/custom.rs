@@ -10,12 +10,12 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
+use super::config::{SqlParameterType, SqlToolFile};
 use super::format::{Format, render};
 use super::guard::{self, Dialect, quote_identifier};
 use super::query::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, QueryOutput};
 use super::types::ReadLimits;
 use super::warehouse::Warehouses;
-use crate::config::{SqlParameterType, SqlToolFile};
 use crate::tools::schema::schema_of;
 use crate::tools::{Annotations, CallContext, DynTool, ToolError, ToolOutput, ToolSpec};
 

@@ -19,6 +19,7 @@ use parquet::arrow::ArrowWriter;
 use serde_json::Value;
 
 use super::types::Column;
+use crate::tools::context::Invocation;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
@@ -343,9 +344,10 @@ impl ResourceProvider for OutputFiles {
         &'a self,
         uri: &'a str,
         _registry: &'a Registry,
-        principal: &'a Principal,
+        invocation: &'a Invocation,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>> {
         let name = uri.strip_prefix(URI_PREFIX)?;
+        let principal = &invocation.principal;
         Some(Box::pin(async move {
             // Only plain file names the server wrote: no paths, no way out of the folder.
             let plain = !name.is_empty()

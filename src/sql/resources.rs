@@ -4,12 +4,12 @@
 
 use futures::future::BoxFuture;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
+use crate::tools::context::Invocation;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
-use crate::tools::{Principal, Registry, ToolError};
+use crate::tools::{Registry, ToolError};
 
 const PREFIX: &str = "datamcp://warehouse/";
 
@@ -52,7 +52,7 @@ impl ResourceProvider for TableSchemas {
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
-        principal: &'a Principal,
+        invocation: &'a Invocation,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>> {
         let rest = uri.strip_prefix(PREFIX)?;
         let (warehouse, what) = rest.split_once('/')?;
@@ -75,11 +75,9 @@ impl ResourceProvider for TableSchemas {
         };
         Some(Box::pin(async move {
             let result = registry
-                .call(tool, Some(args), &CancellationToken::new(), None, principal)
+                .call_internal(tool, Some(args), invocation.clone())
                 .await
-                .map_err(|e| {
-                    ToolError::InvalidArguments(format!("{e}; enable {tool} to read this resource"))
-                })?;
+                .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
             let (structured, text) = result.into_content();
             match structured {
                 Some(mut value) => {

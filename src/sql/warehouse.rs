@@ -4,12 +4,13 @@
 //! fails only the calls that name it; when it comes back, calls work again. Each engine module
 //! keeps its own read-only sessions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::OnceCell;
 
+use super::config::{SqlConfig, WarehouseConfig, WarehouseLocation};
 use super::function_check::CatalogVerdicts;
 use super::guard::{Dialect, GuardedSql};
 use super::mysql::MysqlEngine;
@@ -17,7 +18,6 @@ use super::postgres::PostgresEngine;
 use super::session::ServerSettings;
 use super::sqlite::{SqlitePool, SqliteSettings};
 use super::types::{Column, ReadLimits};
-use crate::config::{Config, WarehouseConfig, WarehouseLocation};
 use crate::tools::{CallContext, ToolError};
 
 /// Every configured warehouse, in config order (the first is the default).
@@ -26,12 +26,13 @@ pub struct Warehouses {
 }
 
 impl Warehouses {
-    /// Warehouses for `config`; nothing is opened yet. Fails on an unusable connection URL.
-    pub fn new(config: &Config) -> Result<Self, String> {
+    /// Warehouses for `config`, the demo database kept in `data_dir`; nothing is opened yet.
+    /// Fails on an unusable connection URL.
+    pub fn new(config: &SqlConfig, data_dir: &Path) -> Result<Self, String> {
         let list = config
             .warehouses
             .iter()
-            .map(|w| Warehouse::new(w.clone(), config.data_dir.clone()))
+            .map(|w| Warehouse::new(w.clone(), data_dir.to_owned()))
             .collect::<Result<_, _>>()?;
         Ok(Warehouses { list })
     }

@@ -1,5 +1,6 @@
 //! The per-call context a tool receives: identity, deadline, cancellation, progress, and the
-//! counters that end up in the result's [`ExecutionMeta`](super::ExecutionMeta).
+//! counters that end up in the result's [`ExecutionMeta`](super::ExecutionMeta); and the
+//! [`Invocation`] a call starts from, whether a client made it or another call did.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,60 @@ impl std::fmt::Display for Principal {
     }
 }
 
+/// What a call inherits from whoever made it: a client's request, or a running call on whose
+/// behalf it runs (a workflow step, a resource read).
+///
+/// A nested call made with [`CallContext::nested`] inherits the parent's cancellation (cancelling
+/// the parent cancels every child), its deadline (the shorter of the two wins), its caller and
+/// audit identity, and its progress channel.
+#[derive(Clone)]
+pub struct Invocation {
+    /// Cancelled when the caller gives up; the call's own token is a child of it.
+    pub cancel: CancellationToken,
+    /// Where progress goes, if the caller asked for progress.
+    pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Whom the call runs for.
+    pub principal: Principal,
+    /// A deadline the call may not outlive, whatever its own policy allows.
+    pub deadline: Option<Instant>,
+    /// Who is named in the audit line; `None` when the caller's calls are not audited.
+    pub audit: Option<Arc<super::audit::AuditIdentity>>,
+    /// The execution id of the call this one runs for, if any.
+    pub parent: Option<Arc<str>>,
+}
+
+impl Invocation {
+    /// A call the local user makes (stdio, the command line), cancelled by `cancel`.
+    pub fn local(cancel: CancellationToken) -> Self {
+        Invocation {
+            cancel,
+            progress: None,
+            principal: Principal::local(),
+            deadline: None,
+            audit: None,
+            parent: None,
+        }
+    }
+
+    /// This invocation for `principal`.
+    pub fn with_principal(mut self, principal: Principal) -> Self {
+        self.principal = principal;
+        self
+    }
+
+    /// This invocation reporting progress to `progress`.
+    pub fn with_progress(mut self, progress: Option<Arc<dyn ProgressSink>>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// This invocation, audited under `identity`.
+    pub fn with_audit(mut self, identity: Option<Arc<super::audit::AuditIdentity>>) -> Self {
+        self.audit = identity;
+        self
+    }
+}
+
 /// Everything a running tool may consult about its call.
 ///
 /// Cancellation covers both the client cancelling and the deadline passing: the policy cancels
@@ -54,6 +109,7 @@ pub struct CallContext {
     deadline: Instant,
     cancel: CancellationToken,
     progress: Option<Arc<dyn ProgressSink>>,
+    audit: Option<Arc<super::audit::AuditIdentity>>,
     records: AtomicU64,
     warnings: Mutex<Vec<String>>,
 }
@@ -72,6 +128,7 @@ impl CallContext {
             deadline: Instant::now() + timeout,
             cancel,
             progress,
+            audit: None,
             records: AtomicU64::new(0),
             warnings: Mutex::new(Vec::new()),
         }
@@ -81,6 +138,25 @@ impl CallContext {
     pub fn with_principal(mut self, principal: Principal) -> Self {
         self.principal = principal;
         self
+    }
+
+    /// This context, audited under `identity` (passed on to nested calls).
+    pub fn with_audit(mut self, identity: Option<Arc<super::audit::AuditIdentity>>) -> Self {
+        self.audit = identity;
+        self
+    }
+
+    /// The invocation of a call made on behalf of this one: cancelled with it, bounded by its
+    /// deadline, for the same caller, reporting to the same progress channel.
+    pub fn nested(&self) -> Invocation {
+        Invocation {
+            cancel: self.cancel.clone(),
+            progress: self.progress.clone(),
+            principal: self.principal.clone(),
+            deadline: Some(self.deadline),
+            audit: self.audit.clone(),
+            parent: Some(Arc::from(self.execution_id.as_str())),
+        }
     }
 
     /// Whom the call runs for.

@@ -9,9 +9,11 @@
 //! This module knows no concrete tool kind and no MCP wire type: kinds depend on it, never the
 //! other way round, and `server/` translates between it and the protocol.
 
+pub mod audit;
 pub mod context;
 pub mod gauges;
 pub mod health;
+pub mod kind;
 pub mod metrics;
 pub mod policy;
 pub mod registry;
@@ -28,7 +30,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use context::{CallContext, Principal};
+pub use context::{CallContext, Invocation, Principal};
 pub use registry::{Registry, RegistryError};
 pub use result::{ExecutionMeta, ToolError, ToolOutput, ToolResult};
 
@@ -136,28 +138,30 @@ pub trait DynTool: Send + Sync {
     ) -> BoxFuture<'a, Result<ToolOutput, ToolError>>;
 }
 
-/// What a tool kind offers: its tools and any resources besides them.
-#[derive(Default)]
-pub struct KindOffer {
-    /// The kind's tools.
-    pub tools: Vec<Arc<dyn DynTool>>,
-    /// Providers of the kind's resources.
-    pub resources: Vec<Arc<dyn resources::ResourceProvider>>,
-    /// Readiness checks of the systems behind the kind's tools.
-    pub health: Vec<Arc<dyn health::HealthCheck>>,
-    /// Gauges of the systems behind the kind's tools, for `/metrics`.
-    pub gauges: Vec<Arc<dyn gauges::GaugeSource>>,
-}
-
-/// What a tool kind builds from the config: its offer, or what in the config makes it unusable.
-pub type BuiltTools = Result<KindOffer, String>;
-
 /// Erases a typed [`Tool`] into a [`DynTool`], generating its schemas once.
 pub fn typed<T: Tool>(tool: T) -> Arc<dyn DynTool> {
     let spec = tool.spec();
     Arc::new(Typed {
         input_schema: schema::schema_of::<T::Params>(),
         output_schema: schema::schema_of::<T::Output>(),
+        spec,
+        tool,
+    })
+}
+
+/// Erases a tool made at run time (a custom SQL tool, a workflow), whose input schema comes
+/// from its definition rather than from a Rust type: its `Params` are usually a JSON object
+/// ([`serde_json::Map`]), already checked against `input_schema` when `invoke` sees them. The
+/// output schema is `T::Output`'s unless the definition gives one.
+pub fn runtime<T: Tool>(
+    tool: T,
+    input_schema: Value,
+    output_schema: Option<Value>,
+) -> Arc<dyn DynTool> {
+    let spec = tool.spec();
+    Arc::new(Typed {
+        input_schema,
+        output_schema: output_schema.unwrap_or_else(schema::schema_of::<T::Output>),
         spec,
         tool,
     })

@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::DynTool;
-use super::context::{CallContext, Principal, ProgressSink};
+use super::context::{CallContext, Invocation};
 use super::metrics::ToolMetrics;
 use super::result::{ExecutionMeta, ToolError, ToolOutput, ToolResult};
 
@@ -121,6 +120,12 @@ impl PolicyRunner {
         }
     }
 
+    /// This runner recording into `metrics`, so a tool's figures outlive its versions.
+    pub fn with_metrics(mut self, metrics: Arc<ToolMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// The policy in force.
     pub fn policy(&self) -> &Policy {
         &self.policy
@@ -132,16 +137,17 @@ impl PolicyRunner {
     }
 
     /// Runs one call: cache, then attempts until success, a permanent error, the deadline or
-    /// cancellation. `cancel` is the client's token for this request; `principal` is whom the
-    /// call runs for.
-    pub async fn run(
-        &self,
-        tool: &dyn DynTool,
-        args: Value,
-        cancel: &CancellationToken,
-        progress: Option<Arc<dyn ProgressSink>>,
-        principal: &Principal,
-    ) -> ToolResult {
+    /// cancellation. The deadline is the policy's timeout, or the invocation's deadline when
+    /// that comes first (a nested call never outlives its parent).
+    pub async fn run(&self, tool: &dyn DynTool, args: Value, invocation: Invocation) -> ToolResult {
+        let Invocation {
+            cancel,
+            progress,
+            principal,
+            deadline: outer_deadline,
+            audit,
+            parent: _,
+        } = invocation;
         let started = Instant::now();
         let execution_id = super::result::new_execution_id();
         // Keyed by principal too: one caller's result is never served to another.
@@ -169,11 +175,16 @@ impl PolicyRunner {
             };
         }
 
-        let timeout = Duration::from_millis(self.policy.timeout_ms);
+        let own = Duration::from_millis(self.policy.timeout_ms);
+        let timeout = match outer_deadline {
+            Some(outer) => own.min(outer.saturating_duration_since(Instant::now())),
+            None => own,
+        };
         let deadline = tokio::time::Instant::now() + timeout;
         let work_cancel = cancel.child_token();
         let ctx = CallContext::new(execution_id, timeout, work_cancel.clone(), progress)
-            .with_principal(principal.clone());
+            .with_principal(principal)
+            .with_audit(audit);
         let mut retry_warnings = Vec::new();
         let mut attempts = 0;
         let outcome = loop {

@@ -1,16 +1,23 @@
 //! Tools by name: built-in ones and those created at run time, each with its compiled argument
 //! validator and its policy runner. The registry knows no concrete tool kind.
+//!
+//! The set is live: a kind adds, replaces and removes the tools it owns while clients are
+//! connected, each change swapped in atomically. A call holds the version it found, so a call
+//! running when its tool is replaced finishes on the version it started with. Every change
+//! clients can see bumps the [`Registry::subscribe`] generation, which the protocol layer turns
+//! into `notifications/tools/list_changed`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use futures::FutureExt;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::watch;
 
-use super::context::{Principal, ProgressSink};
+use super::audit::{self, AuditRecord, Outcome};
+use super::context::Invocation;
 use super::health::{HealthCheck, Probe};
 use super::metrics::{MetricsSnapshot, ToolMetrics};
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
@@ -22,12 +29,20 @@ use super::{Annotations, DynTool};
 /// Why a tool could not be registered or called.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// No tool has this name (or it is disabled).
+    /// No tool has this name, or clients may not call it (hidden or internal).
     #[error("unknown tool '{0}'; call tools/list to see the available tools")]
     UnknownTool(String),
     /// Two tools claim one name.
     #[error("two tools are named '{0}'; tool names must be unique")]
     Duplicate(String),
+    /// The name is another kind's tool.
+    #[error("tool '{name}' belongs to the {owner} tools; choose another name")]
+    NotOwned {
+        /// The tool.
+        name: String,
+        /// The kind that owns it.
+        owner: &'static str,
+    },
     /// The name breaks MCP's naming rule.
     #[error("tool name '{0}' is not valid: use 1 to 128 of A-Z a-z 0-9 _ - .")]
     InvalidName(String),
@@ -49,14 +64,14 @@ pub enum RegistryError {
     },
 }
 
-/// Which tools are served: enable/disable globs and read-only mode.
+/// Which tools clients see: enable/disable globs and read-only mode.
 #[derive(Debug, Clone)]
 pub struct ToolFilter {
-    /// Globs (`*`, `?`) of names to serve; empty means none.
+    /// Globs (`*`, `?`) of names to list; empty means none.
     pub enable: Vec<String>,
-    /// Globs of names never to serve; wins over `enable`.
+    /// Globs of names never to list; wins over `enable`.
     pub disable: Vec<String>,
-    /// Hide every tool whose annotations do not say read-only.
+    /// Refuse every tool whose annotations do not say read-only, on every route.
     pub read_only: bool,
 }
 
@@ -71,19 +86,73 @@ impl Default for ToolFilter {
 }
 
 impl ToolFilter {
-    fn admits(&self, name: &str, annotations: &Annotations) -> bool {
-        (annotations.read_only_hint || !self.read_only)
-            && self.enable.iter().any(|g| glob_matches(g, name))
+    fn lists(&self, name: &str) -> bool {
+        self.enable.iter().any(|g| glob_matches(g, name))
             && !self.disable.iter().any(|g| glob_matches(g, name))
+    }
+
+    fn refuses(&self, annotations: &Annotations) -> bool {
+        self.read_only && !annotations.read_only_hint
     }
 }
 
-/// A served tool as clients see it.
+/// Who may see a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Listed to clients (unless the config's filter hides it) and callable by them.
+    Listed,
+    /// Never listed, refused to clients; callable by other tools (a workflow step).
+    Internal,
+}
+
+/// A tool offered to the registry, with whom it is for.
+pub struct Registration {
+    /// The tool.
+    pub tool: Arc<dyn DynTool>,
+    /// Who may see it.
+    pub visibility: Visibility,
+}
+
+impl Registration {
+    /// A tool for clients.
+    pub fn listed(tool: Arc<dyn DynTool>) -> Self {
+        Registration {
+            tool,
+            visibility: Visibility::Listed,
+        }
+    }
+
+    /// A tool only other tools call.
+    pub fn internal(tool: Arc<dyn DynTool>) -> Self {
+        Registration {
+            tool,
+            visibility: Visibility::Internal,
+        }
+    }
+}
+
+/// How a call reached the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A client named the tool: only listed tools answer.
+    Client,
+    /// Another tool or the server itself (a workflow step, a resource read): every registered
+    /// tool answers, listed or not, except one that writes while the server is read-only.
+    Internal,
+}
+
+/// One version of a registered tool: the tool, its compiled validator and its policy runner.
 pub struct RegisteredTool {
     tool: Arc<dyn DynTool>,
     validator: ArgumentValidator,
     output_schema: Value,
     runner: PolicyRunner,
+    owner: &'static str,
+    visibility: Visibility,
+    /// Shown in `tools/list` and callable by clients.
+    listed: bool,
+    /// Refused on every route: the tool can write and the server is read-only.
+    read_only_refused: bool,
 }
 
 impl RegisteredTool {
@@ -102,19 +171,47 @@ impl RegisteredTool {
         self.runner.policy()
     }
 
-    /// The tool's counters and latency histogram.
+    /// The tool's counters and latency histogram, kept across its versions.
     pub fn metrics(&self) -> &Arc<ToolMetrics> {
         self.runner.metrics()
     }
+
+    /// The kind that registered the tool.
+    pub fn owner(&self) -> &'static str {
+        self.owner
+    }
+
+    /// Whether clients see and may call it.
+    pub fn is_listed(&self) -> bool {
+        self.listed
+    }
+
+    /// Whom the kind registered it for.
+    pub fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+
+    /// What clients see of this version: a change to it is a change to the listed tool set.
+    fn descriptor(&self) -> Value {
+        let spec = self.tool.spec();
+        serde_json::json!([
+            spec.name,
+            spec.title,
+            spec.description,
+            spec.annotations,
+            self.tool.input_schema(),
+            self.output_schema,
+        ])
+    }
 }
 
-/// The set of served tools, shared by every transport and session.
+/// The set of registered tools, shared by every transport and session.
 pub struct Registry {
     filter: ToolFilter,
     default_policy: Policy,
     overrides: BTreeMap<String, PolicyOverride>,
-    offered: RwLock<BTreeSet<String>>,
     tools: RwLock<Tools>,
+    generation: watch::Sender<u64>,
     resources: RwLock<Providers>,
     health: RwLock<Vec<Arc<dyn HealthCheck>>>,
     gauges: RwLock<Vec<Arc<dyn super::gauges::GaugeSource>>>,
@@ -124,6 +221,26 @@ pub struct Registry {
 struct Tools {
     order: Vec<String>,
     by_name: HashMap<String, Arc<RegisteredTool>>,
+}
+
+impl Tools {
+    fn listed_descriptors(&self) -> Vec<Value> {
+        self.order
+            .iter()
+            .filter_map(|name| self.by_name.get(name))
+            .filter(|entry| entry.listed)
+            .map(|entry| entry.descriptor())
+            .collect()
+    }
+}
+
+/// What one change did to the listed tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Changed {
+    /// Clients see the same tools as before.
+    Nothing,
+    /// Clients see different tools; `notifications/tools/list_changed` goes out.
+    Listed,
 }
 
 impl Registry {
@@ -137,27 +254,163 @@ impl Registry {
             filter,
             default_policy,
             overrides,
-            offered: RwLock::default(),
             tools: RwLock::default(),
+            generation: watch::Sender::new(0),
             resources: RwLock::default(),
             health: RwLock::default(),
             gauges: RwLock::default(),
         }
     }
 
-    /// Offers a tool: it is served unless the filter hides it. Returns whether it is served.
-    pub fn register(&self, tool: Arc<dyn DynTool>) -> Result<bool, RegistryError> {
+    /// Adds `owner`'s tool. Fails when the name is taken or the tool's schemas are unusable.
+    pub fn register(
+        &self,
+        owner: &'static str,
+        registration: Registration,
+    ) -> Result<Changed, RegistryError> {
+        let name = registration.tool.spec().name.clone();
+        let entry = self.compile(owner, registration, None)?;
+        self.swap(|tools| {
+            if tools.by_name.contains_key(&name) {
+                return Err(RegistryError::Duplicate(name.clone()));
+            }
+            tools.order.push(name.clone());
+            tools.by_name.insert(name, entry);
+            Ok(())
+        })
+    }
+
+    /// Makes `owner`'s tools exactly `registrations`, atomically: tools it no longer offers are
+    /// removed, tools with a name it already had are replaced (calls running on the old version
+    /// finish on it), new ones are added. Nothing changes when any of them is refused.
+    pub fn replace_owned(
+        &self,
+        owner: &'static str,
+        registrations: Vec<Registration>,
+    ) -> Result<Changed, RegistryError> {
+        let mut entries = Vec::with_capacity(registrations.len());
+        {
+            let tools = read(&self.tools);
+            for registration in registrations {
+                let name = registration.tool.spec().name.clone();
+                if entries
+                    .iter()
+                    .any(|(other, _): &(String, Arc<RegisteredTool>)| *other == name)
+                {
+                    return Err(RegistryError::Duplicate(name));
+                }
+                let previous = tools.by_name.get(&name);
+                if let Some(previous) = previous
+                    && previous.owner != owner
+                {
+                    return Err(RegistryError::NotOwned {
+                        name,
+                        owner: previous.owner,
+                    });
+                }
+                let entry = match previous {
+                    // The same version again: keep its validator, cache and figures.
+                    Some(previous)
+                        if Arc::ptr_eq(&previous.tool, &registration.tool)
+                            && previous.visibility == registration.visibility =>
+                    {
+                        Arc::clone(previous)
+                    }
+                    _ => {
+                        let metrics = previous.map(|p| Arc::clone(p.metrics()));
+                        self.compile(owner, registration, metrics)?
+                    }
+                };
+                entries.push((name, entry));
+            }
+        }
+        self.swap(|tools| {
+            // Another kind may have taken a name since the check above.
+            if let Some((name, taken)) = entries.iter().find_map(|(name, _)| {
+                tools
+                    .by_name
+                    .get(name)
+                    .filter(|t| t.owner != owner)
+                    .map(|t| (name.clone(), t.owner))
+            }) {
+                return Err(RegistryError::NotOwned { name, owner: taken });
+            }
+            let keep: Vec<&String> = entries.iter().map(|(name, _)| name).collect();
+            let gone: Vec<String> = tools
+                .by_name
+                .iter()
+                .filter(|(name, entry)| entry.owner == owner && !keep.contains(name))
+                .map(|(name, _)| name.clone())
+                .collect();
+            for name in &gone {
+                tools.by_name.remove(name);
+            }
+            tools.order.retain(|name| !gone.contains(name));
+            for (name, entry) in entries {
+                if tools.by_name.insert(name.clone(), entry).is_none() {
+                    tools.order.push(name);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes `owner`'s tool `name`; calls running on it finish. Returns whether it existed.
+    pub fn remove(&self, owner: &'static str, name: &str) -> Result<bool, RegistryError> {
+        let mut existed = false;
+        self.swap(|tools| {
+            match tools.by_name.get(name) {
+                None => return Ok(()),
+                Some(entry) if entry.owner != owner => {
+                    return Err(RegistryError::NotOwned {
+                        name: name.to_owned(),
+                        owner: entry.owner,
+                    });
+                }
+                Some(_) => {}
+            }
+            tools.by_name.remove(name);
+            tools.order.retain(|n| n != name);
+            existed = true;
+            Ok(())
+        })?;
+        Ok(existed)
+    }
+
+    /// Applies `change` under the write lock and bumps the generation when what clients see
+    /// changed.
+    fn swap(
+        &self,
+        change: impl FnOnce(&mut Tools) -> Result<(), RegistryError>,
+    ) -> Result<Changed, RegistryError> {
+        let changed = {
+            let mut tools = write(&self.tools);
+            let before = tools.listed_descriptors();
+            change(&mut tools)?;
+            if tools.listed_descriptors() == before {
+                Changed::Nothing
+            } else {
+                Changed::Listed
+            }
+        };
+        if changed == Changed::Listed {
+            self.generation.send_modify(|generation| *generation += 1);
+        }
+        Ok(changed)
+    }
+
+    /// Compiles one version of a tool: its validator, advertised schema and policy runner.
+    fn compile(
+        &self,
+        owner: &'static str,
+        registration: Registration,
+        metrics: Option<Arc<ToolMetrics>>,
+    ) -> Result<Arc<RegisteredTool>, RegistryError> {
+        let Registration { tool, visibility } = registration;
         let spec = tool.spec();
         let name = spec.name.clone();
         if !valid_tool_name(&name) {
             return Err(RegistryError::InvalidName(name));
-        }
-        if !write(&self.offered).insert(name.clone()) {
-            return Err(RegistryError::Duplicate(name));
-        }
-        if !self.filter.admits(&name, &spec.annotations) {
-            tracing::debug!(tool = %name, "tool hidden by the tool filter or read-only mode");
-            return Ok(false);
         }
         let bad_schema = |reason: String| RegistryError::BadSchema {
             tool: name.clone(),
@@ -172,17 +425,29 @@ impl Registry {
             Some(changes) => self.default_policy.with(changes),
             None => self.default_policy.clone(),
         };
-        let runner = PolicyRunner::new(policy, spec.annotations.idempotent_hint);
-        let entry = Arc::new(RegisteredTool {
+        let runner = PolicyRunner::new(policy, spec.annotations.idempotent_hint)
+            .with_metrics(metrics.unwrap_or_default());
+        let read_only_refused = self.filter.refuses(&spec.annotations);
+        let listed =
+            visibility == Visibility::Listed && !read_only_refused && self.filter.lists(&name);
+        if !listed {
+            tracing::debug!(tool = %name, ?visibility, "tool not listed to clients");
+        }
+        Ok(Arc::new(RegisteredTool {
             tool,
             validator,
             output_schema,
             runner,
-        });
-        let mut tools = write(&self.tools);
-        tools.order.push(name.clone());
-        tools.by_name.insert(name, entry);
-        Ok(true)
+            owner,
+            visibility,
+            listed,
+            read_only_refused,
+        }))
+    }
+
+    /// A receiver whose value changes whenever the tools clients see change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     /// Adds a provider of resources.
@@ -216,13 +481,13 @@ impl Registry {
         super::health::probe_all(&checks).await
     }
 
-    /// Fails when the config sets a policy for a tool no kind offered.
+    /// Fails when the config sets a policy for a tool no kind registered.
     pub fn check_policy_targets(&self) -> Result<(), RegistryError> {
-        let offered = read(&self.offered);
+        let tools = read(&self.tools);
         let unknown: Vec<String> = self
             .overrides
             .keys()
-            .filter(|name| !offered.contains(*name))
+            .filter(|name| !tools.by_name.contains_key(*name))
             .cloned()
             .collect();
         if unknown.is_empty() {
@@ -230,13 +495,18 @@ impl Registry {
         } else {
             Err(RegistryError::UnknownPolicyTarget {
                 names: unknown,
-                known: offered.iter().cloned().collect(),
+                known: tools.order.clone(),
             })
         }
     }
 
-    /// Served tools in registration order.
+    /// The tools clients see, in registration order.
     pub fn list(&self) -> Vec<Arc<RegisteredTool>> {
+        self.all().into_iter().filter(|t| t.listed).collect()
+    }
+
+    /// Every registered tool, listed or not, in registration order.
+    pub fn all(&self) -> Vec<Arc<RegisteredTool>> {
         let tools = read(&self.tools);
         tools
             .order
@@ -245,62 +515,129 @@ impl Registry {
             .collect()
     }
 
-    /// A served tool by name.
+    /// A tool clients see, by name.
     pub fn get(&self, name: &str) -> Option<Arc<RegisteredTool>> {
-        read(&self.tools).by_name.get(name).cloned()
+        self.find(name, Route::Client)
     }
 
-    /// Calls a tool: validation, then its policy, then the tool. Only an unknown tool is an
-    /// `Err`; every other failure is a [`ToolResult`] whose outcome says what went wrong.
-    /// `principal` is whom the call runs for (see [`Principal`]).
+    /// The current version of a tool the route may call.
+    fn find(&self, name: &str, route: Route) -> Option<Arc<RegisteredTool>> {
+        read(&self.tools)
+            .by_name
+            .get(name)
+            .filter(|entry| route == Route::Internal || entry.listed)
+            .cloned()
+    }
+
+    /// Calls a tool for a client: validation, then its policy, then the tool, and the audit
+    /// line when the invocation is audited. Only a tool the client may not call is an `Err`;
+    /// every other failure is a [`ToolResult`] whose outcome says what went wrong.
     pub async fn call(
         &self,
         name: &str,
         args: Option<Map<String, Value>>,
-        cancel: &CancellationToken,
-        progress: Option<Arc<dyn ProgressSink>>,
-        principal: &Principal,
+        invocation: Invocation,
     ) -> Result<ToolResult, RegistryError> {
-        let entry = self
-            .get(name)
-            .ok_or_else(|| RegistryError::UnknownTool(name.to_owned()))?;
-        let args = Value::Object(args.unwrap_or_default());
+        self.call_on(Route::Client, name, args, invocation).await
+    }
+
+    /// Calls a tool on behalf of another call or of the server (see [`Route::Internal`]),
+    /// through the same validation, policies, metrics and audit as a client's call. Build the
+    /// invocation with [`CallContext::nested`](super::CallContext::nested) to inherit the
+    /// parent's deadline, cancellation, caller and progress.
+    pub async fn call_internal(
+        &self,
+        name: &str,
+        args: Option<Map<String, Value>>,
+        invocation: Invocation,
+    ) -> Result<ToolResult, RegistryError> {
+        self.call_on(Route::Internal, name, args, invocation).await
+    }
+
+    async fn call_on(
+        &self,
+        route: Route,
+        name: &str,
+        args: Option<Map<String, Value>>,
+        invocation: Invocation,
+    ) -> Result<ToolResult, RegistryError> {
         let started = Instant::now();
-        if let Err(problems) = entry.validator.check(&args) {
-            let result = failure(ToolError::InvalidArguments(problems), started);
-            entry
-                .runner
-                .metrics()
-                .record_call(started.elapsed(), true, false, false);
-            return Ok(result);
+        let args = Value::Object(args.unwrap_or_default());
+        let audit = invocation
+            .audit
+            .clone()
+            .map(|identity| (identity, audit::arguments_sha256(&args)));
+        let parent = invocation.parent.clone();
+        let result = match self.find(name, route) {
+            None => Err(RegistryError::UnknownTool(name.to_owned())),
+            Some(entry) => Ok(self.run(&entry, args, invocation, started).await),
+        };
+        if let Some((identity, arguments_sha256)) = &audit {
+            let outcome = match &result {
+                Ok(result) => match &result.outcome {
+                    Ok(_) => Outcome::Ok,
+                    Err(error) => Outcome::ToolError(error.kind()),
+                },
+                Err(_) => Outcome::Rejected,
+            };
+            audit::record(&AuditRecord {
+                identity,
+                tool: name,
+                arguments_sha256,
+                outcome,
+                elapsed: started.elapsed(),
+                parent: parent.as_deref(),
+            });
         }
-        let run = entry
-            .runner
-            .run(entry.tool.as_ref(), args, cancel, progress, principal);
+        result
+    }
+
+    async fn run(
+        &self,
+        entry: &RegisteredTool,
+        args: Value,
+        invocation: Invocation,
+        started: Instant,
+    ) -> ToolResult {
+        let metrics = entry.runner.metrics();
+        let refusal = if entry.read_only_refused {
+            Some(ToolError::Refused(format!(
+                "'{}' can write and this server is read-only (read_only = true in the config)",
+                entry.tool.spec().name
+            )))
+        } else {
+            entry
+                .validator
+                .check(&args)
+                .err()
+                .map(ToolError::InvalidArguments)
+        };
+        if let Some(error) = refusal {
+            metrics.record_call(started.elapsed(), true, false, false);
+            return failure(error, started);
+        }
+        let run = entry.runner.run(entry.tool.as_ref(), args, invocation);
         match AssertUnwindSafe(run).catch_unwind().await {
-            Ok(result) => Ok(result),
+            Ok(result) => result,
             Err(panic) => {
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".to_owned());
-                tracing::error!(tool = name, panic = %what, "tool panicked");
-                entry
-                    .runner
-                    .metrics()
-                    .record_call(started.elapsed(), true, false, false);
-                Ok(failure(
+                tracing::error!(tool = %entry.tool.spec().name, panic = %what, "tool panicked");
+                metrics.record_call(started.elapsed(), true, false, false);
+                failure(
                     ToolError::Internal(format!("the tool crashed ({what}); please report this")),
                     started,
-                ))
+                )
             }
         }
     }
 
-    /// Metrics of every served tool, by name.
+    /// Metrics of every registered tool, by name.
     pub fn metrics(&self) -> BTreeMap<String, MetricsSnapshot> {
-        self.list()
+        self.all()
             .iter()
             .map(|entry| {
                 (
@@ -401,10 +738,13 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::tools::{CallContext, Tool, ToolSpec, typed};
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
+    use tokio_util::sync::CancellationToken;
 
     #[derive(Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
@@ -412,16 +752,22 @@ mod tests {
         /// Whether to crash.
         #[serde(default)]
         panic: bool,
+        /// How long to take, in milliseconds.
+        #[serde(default)]
+        sleep_ms: u64,
     }
 
     #[derive(Serialize, JsonSchema)]
     struct Out {
-        ok: bool,
+        version: u32,
+        /// Milliseconds the call had left when it started.
+        remaining_ms: u128,
     }
 
     struct Fake {
         name: &'static str,
         annotations: Annotations,
+        version: u32,
     }
 
     impl Tool for Fake {
@@ -432,15 +778,31 @@ mod tests {
             ToolSpec {
                 name: self.name.to_owned(),
                 title: self.name.to_owned(),
-                description: "a test tool".to_owned(),
+                description: format!("a test tool, version {}", self.version),
                 annotations: self.annotations,
             }
         }
 
-        async fn invoke(&self, _ctx: &CallContext, params: &Args) -> Result<Out, ToolError> {
+        async fn invoke(&self, ctx: &CallContext, params: &Args) -> Result<Out, ToolError> {
             assert!(!params.panic, "asked to panic");
-            Ok(Out { ok: true })
+            let remaining_ms = ctx.remaining().as_millis();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(params.sleep_ms)) => {}
+                () = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
+            }
+            Ok(Out {
+                version: self.version,
+                remaining_ms,
+            })
         }
+    }
+
+    fn fake(name: &'static str, version: u32) -> Arc<dyn DynTool> {
+        typed(Fake {
+            name,
+            annotations: Annotations::READ_ONLY,
+            version,
+        })
     }
 
     const WRITES: Annotations = Annotations {
@@ -458,7 +820,14 @@ mod tests {
             ("kafka_read", Annotations::READ_ONLY),
         ] {
             registry
-                .register(typed(Fake { name, annotations }))
+                .register(
+                    "test",
+                    Registration::listed(typed(Fake {
+                        name,
+                        annotations,
+                        version: 1,
+                    })),
+                )
                 .expect("registers");
         }
         registry
@@ -470,6 +839,19 @@ mod tests {
             .iter()
             .map(|t| t.tool().spec().name.clone())
             .collect()
+    }
+
+    fn local() -> Invocation {
+        Invocation::local(CancellationToken::new())
+    }
+
+    fn args(json: Value) -> Option<Map<String, Value>> {
+        json.as_object().cloned()
+    }
+
+    async fn version(result: Result<ToolResult, RegistryError>) -> u64 {
+        let output = result.expect("known tool").outcome.expect("succeeds");
+        output.structured["version"].as_u64().expect("version")
     }
 
     #[test]
@@ -488,6 +870,18 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_write_tool_is_refused_in_read_only_mode_on_every_route() {
+        let registry = registry(ToolFilter::default());
+        let internal = registry
+            .call_internal("sql_write", None, local())
+            .await
+            .expect("registered");
+        let error = internal.outcome.expect_err("refused");
+        assert!(matches!(error, ToolError::Refused(_)), "{error}");
+        assert!(error.to_string().contains("read-only"), "{error}");
+    }
+
     #[test]
     fn enable_and_disable_globs_choose_the_tools() {
         let filter = ToolFilter {
@@ -501,11 +895,23 @@ mod tests {
     #[test]
     fn duplicate_names_are_refused() {
         let registry = registry(ToolFilter::default());
-        let again = registry.register(typed(Fake {
-            name: "sql_read",
-            annotations: Annotations::READ_ONLY,
-        }));
+        let again = registry.register("test", Registration::listed(fake("sql_read", 2)));
         assert!(matches!(again, Err(RegistryError::Duplicate(_))));
+    }
+
+    #[test]
+    fn a_kind_cannot_replace_another_kinds_tool() {
+        let registry = registry(ToolFilter::default());
+        let taken =
+            registry.replace_owned("other", vec![Registration::listed(fake("sql_read", 2))]);
+        assert!(
+            matches!(taken, Err(RegistryError::NotOwned { .. })),
+            "{taken:?}"
+        );
+        assert!(matches!(
+            registry.remove("other", "sql_read"),
+            Err(RegistryError::NotOwned { .. })
+        ));
     }
 
     #[test]
@@ -520,15 +926,11 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_tool_becomes_an_internal_error_result() {
         let registry = registry(ToolFilter::default());
-        let mut args = Map::new();
-        args.insert("panic".to_owned(), Value::Bool(true));
         let result = registry
             .call(
                 "sql_read",
-                Some(args),
-                &CancellationToken::new(),
-                None,
-                &Principal::local(),
+                args(serde_json::json!({"panic": true})),
+                local(),
             )
             .await
             .expect("known tool");
@@ -536,13 +938,7 @@ mod tests {
         assert!(matches!(error, ToolError::Internal(_)), "{error}");
         assert!(error.to_string().contains("asked to panic"), "{error}");
         let ok = registry
-            .call(
-                "sql_read",
-                None,
-                &CancellationToken::new(),
-                None,
-                &Principal::local(),
-            )
+            .call("sql_read", None, local())
             .await
             .expect("known tool");
         assert!(ok.outcome.is_ok(), "the registry keeps working");
@@ -551,19 +947,139 @@ mod tests {
     #[tokio::test]
     async fn unknown_tools_are_an_error_not_a_result() {
         let registry = registry(ToolFilter::default());
-        let unknown = registry
-            .call(
-                "sql_write",
-                None,
-                &CancellationToken::new(),
-                None,
-                &Principal::local(),
-            )
-            .await;
-        assert!(
-            matches!(unknown, Err(RegistryError::UnknownTool(_))),
-            "hidden tools are unknown"
+        let unknown = registry.call("sql_writ", None, local()).await;
+        assert!(matches!(unknown, Err(RegistryError::UnknownTool(_))));
+    }
+
+    #[tokio::test]
+    async fn an_internal_tool_is_not_listed_nor_callable_by_clients_but_callable_by_tools() {
+        let registry = registry(ToolFilter::default());
+        registry
+            .register("test", Registration::internal(fake("helper", 1)))
+            .expect("registers");
+        assert!(!served(&registry).contains(&"helper".to_owned()));
+        assert!(registry.get("helper").is_none());
+        let client = registry.call("helper", None, local()).await;
+        assert!(matches!(client, Err(RegistryError::UnknownTool(_))));
+        assert_eq!(
+            version(registry.call_internal("helper", None, local()).await).await,
+            1
         );
+    }
+
+    #[tokio::test]
+    async fn a_tool_the_filter_hides_stays_callable_by_tools() {
+        let filter = ToolFilter {
+            disable: vec!["kafka_*".to_owned()],
+            ..ToolFilter::default()
+        };
+        let registry = registry(filter);
+        assert!(registry.call("kafka_read", None, local()).await.is_err());
+        assert_eq!(
+            version(registry.call_internal("kafka_read", None, local()).await).await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn replacing_a_tool_changes_the_list_and_running_calls_finish_on_their_version() {
+        let registry = Arc::new(registry(ToolFilter::default()));
+        let mut generation = registry.subscribe();
+        generation.borrow_and_update();
+        let running = {
+            let registry = Arc::clone(&registry);
+            tokio::spawn(async move {
+                registry
+                    .call(
+                        "kafka_read",
+                        args(serde_json::json!({"sleep_ms": 200})),
+                        local(),
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let changed = registry
+            .replace_owned(
+                "test",
+                vec![
+                    Registration::listed(fake("kafka_read", 2)),
+                    Registration::listed(fake("sql_read", 1)),
+                ],
+            )
+            .expect("replaces");
+        assert_eq!(changed, Changed::Listed);
+        assert!(generation.has_changed().expect("registry alive"));
+        assert_eq!(
+            served(&registry),
+            ["sql_read", "kafka_read"],
+            "sql_write is gone"
+        );
+        assert_eq!(version(running.await.expect("joins")).await, 1);
+        assert_eq!(
+            version(registry.call("kafka_read", None, local()).await).await,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_clients_cannot_see_sends_no_notification() {
+        let registry = registry(ToolFilter::default());
+        let mut generation = registry.subscribe();
+        generation.borrow_and_update();
+        registry
+            .register("test", Registration::internal(fake("helper", 1)))
+            .expect("registers");
+        let same = registry.all();
+        let again = same
+            .iter()
+            .filter(|t| t.owner() == "test")
+            .map(|t| Registration {
+                tool: Arc::clone(t.tool()),
+                visibility: t.visibility(),
+            })
+            .collect();
+        assert_eq!(
+            registry.replace_owned("test", again).expect("same set"),
+            Changed::Nothing
+        );
+        assert!(!generation.has_changed().expect("registry alive"));
+    }
+
+    #[tokio::test]
+    async fn a_nested_call_inherits_the_parents_deadline_and_cancellation() {
+        let registry = registry(ToolFilter::default());
+        let parent_cancel = CancellationToken::new();
+        let parent = CallContext::new(
+            "parent".into(),
+            Duration::from_millis(500),
+            parent_cancel.clone(),
+            None,
+        );
+        let child = registry
+            .call_internal("sql_read", None, parent.nested())
+            .await
+            .expect("known");
+        let remaining = child.outcome.expect("runs").structured["remaining_ms"]
+            .as_u64()
+            .expect("remaining");
+        assert!(
+            remaining <= 500,
+            "the policy's 30 s gave way to the parent's {remaining} ms"
+        );
+
+        let slow = registry.call_internal(
+            "sql_read",
+            args(serde_json::json!({"sleep_ms": 10_000})),
+            parent.nested(),
+        );
+        let cancel_soon = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            parent_cancel.cancel();
+        };
+        let (result, ()) = tokio::join!(slow, cancel_soon);
+        let error = result.expect("known").outcome.expect_err("cancelled");
+        assert!(matches!(error, ToolError::Cancelled), "{error}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::Registry;
-use super::context::Principal;
+use super::context::Invocation;
 use super::result::ToolError;
 
 /// A concrete resource.
@@ -60,13 +60,14 @@ pub trait ResourceProvider: Send + Sync {
     fn resources(&self) -> Vec<ResourceInfo>;
     /// Templates to list.
     fn templates(&self) -> Vec<ResourceTemplateInfo>;
-    /// Reads `uri` for `principal` if it is this provider's (`None` otherwise), usually by
-    /// calling a tool through `registry`, so the same validation and policies apply.
+    /// Reads `uri` for the caller of `invocation` if it is this provider's (`None` otherwise),
+    /// usually by calling a tool through `registry` (`Registry::call_internal`) with
+    /// `invocation`, so the same validation, policies, audit and cancellation apply.
     fn read<'a>(
         &'a self,
         uri: &'a str,
         registry: &'a Registry,
-        principal: &'a Principal,
+        invocation: &'a Invocation,
     ) -> Option<BoxFuture<'a, Result<ResourceContent, ToolError>>>;
 }
 

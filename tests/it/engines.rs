@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use datamcp::config::Config;
+use datamcp::sql::config::SqlConfig;
 use datamcp::sql::guard::GuardedSql;
 use datamcp::sql::types::ReadLimits;
 use datamcp::sql::warehouse::{QueryRows, Warehouses};
@@ -23,7 +23,11 @@ const MY: &str = "mysql://root@127.0.0.1:3306";
 fn warehouses(url: &str, extra: &str) -> Warehouses {
     let text =
         format!("[warehouses.w]\nurl = \"{url}\"\nallow_privileged_account = true\n{extra}\n");
-    Warehouses::new(&Config::parse(&text, "test.toml").expect("config")).expect("warehouses")
+    Warehouses::new(
+        &SqlConfig::parse(&text, "test.toml").expect("config"),
+        &std::env::temp_dir(),
+    )
+    .expect("warehouses")
 }
 
 /// Runs `sql` on `w` without the guard.

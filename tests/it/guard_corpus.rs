@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use datamcp::config::Config;
+use datamcp::sql::config::SqlConfig;
 use datamcp::sql::guard::{self, Dialect, GuardedSql};
 use datamcp::sql::warehouse::Warehouses;
 use datamcp::tools::{CallContext, ToolError};
@@ -127,7 +127,7 @@ async fn database_accepts(
 }
 
 fn warehouses(url: &str) -> Warehouses {
-    let config = Config::parse(
+    let config = SqlConfig::parse(
         // The probes run as superuser to measure the worst case the README warns about.
         &format!(
             "[warehouses.probe]\nurl = \"{url}\"\nmax_connections = 1\nallow_privileged_account = true\n"
@@ -135,7 +135,7 @@ fn warehouses(url: &str) -> Warehouses {
         "probe.toml",
     )
     .expect("config");
-    Warehouses::new(&config).expect("warehouses")
+    Warehouses::new(&config, &std::env::temp_dir()).expect("warehouses")
 }
 
 async fn reset_postgres(schema: &str) {

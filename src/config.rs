@@ -247,6 +247,10 @@ pub fn config_schema() -> Value {
     }
     if let Some(object) = schema.as_object_mut() {
         object.insert("additionalProperties".to_owned(), Value::Bool(false));
+        object.insert(
+            "description".to_owned(),
+            Value::from("The datamcp config file: the server's own keys and each tool kind's."),
+        );
     }
     schema
 }

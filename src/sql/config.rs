@@ -145,6 +145,10 @@ pub struct SqlToolFile {
     pub identifiers: Vec<SqlToolIdentifier>,
     /// Rows returned at most (default 200).
     pub max_rows: Option<u32>,
+    /// Serve the tool only to other tools (workflow steps), never list it to clients
+    /// (default false).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 /// A bound parameter of a custom SQL tool.

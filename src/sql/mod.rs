@@ -130,7 +130,10 @@ impl Kind for Sql {
     }
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.warehouses.close())
+        Box::pin(async {
+            self.warehouses.close().await;
+            tracing::info!("closed the warehouses' connections");
+        })
     }
 }
 
@@ -146,12 +149,13 @@ impl Sql {
         let mut problems = Vec::new();
         for file in &config.sql_tools {
             match custom::build(file, &self.warehouses) {
+                Ok(tool) if file.internal => registrations.push(Registration::internal(tool)),
                 Ok(tool) => registrations.push(Registration::listed(tool)),
                 Err(message) => problems.push(KindError::Config(source.invalid(
                     0,
                     format!("sql_tools.{}", file.name),
                     message,
-                    "fix the tool's definition; the previous version keeps serving",
+                    "fix the tool's definition in the config",
                 ))),
             }
         }

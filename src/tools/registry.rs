@@ -563,32 +563,31 @@ impl Registry {
     ) -> Result<ToolResult, RegistryError> {
         let started = Instant::now();
         let args = Value::Object(args.unwrap_or_default());
-        let audit = invocation
-            .audit
-            .clone()
-            .map(|identity| (identity, audit::arguments_sha256(&args)));
-        let parent = invocation.parent.clone();
+        let mut record = CallRecord {
+            tool: name,
+            audit: invocation
+                .audit
+                .clone()
+                .map(|identity| (identity, audit::arguments_sha256(&args))),
+            parent: invocation.parent.clone(),
+            metrics: None,
+            started,
+            finished: false,
+        };
         let result = match self.find(name, route) {
             None => Err(RegistryError::UnknownTool(name.to_owned())),
-            Some(entry) => Ok(self.run(&entry, args, invocation, started).await),
+            Some(entry) => {
+                record.metrics = Some(Arc::clone(entry.metrics()));
+                Ok(self.run(&entry, args, invocation, started).await)
+            }
         };
-        if let Some((identity, arguments_sha256)) = &audit {
-            let outcome = match &result {
-                Ok(result) => match &result.outcome {
-                    Ok(_) => Outcome::Ok,
-                    Err(error) => Outcome::ToolError(error.kind()),
-                },
-                Err(_) => Outcome::Rejected,
-            };
-            audit::record(&AuditRecord {
-                identity,
-                tool: name,
-                arguments_sha256,
-                outcome,
-                elapsed: started.elapsed(),
-                parent: parent.as_deref(),
-            });
-        }
+        record.finish(match &result {
+            Ok(result) => match &result.outcome {
+                Ok(_) => Outcome::Ok,
+                Err(error) => Outcome::ToolError(error.kind()),
+            },
+            Err(_) => Outcome::Rejected,
+        });
         result
     }
 
@@ -646,6 +645,45 @@ impl Registry {
                 )
             })
             .collect()
+    }
+}
+
+/// The bookkeeping of one call that must happen however the call ends: the audit line, and the
+/// metrics of a call whose caller stopped waiting (a parent that timed out drops its children's
+/// futures, so their own policy never records them).
+struct CallRecord<'a> {
+    tool: &'a str,
+    audit: Option<(Arc<audit::AuditIdentity>, String)>,
+    parent: Option<Arc<str>>,
+    metrics: Option<Arc<ToolMetrics>>,
+    started: Instant,
+    finished: bool,
+}
+
+impl CallRecord<'_> {
+    fn finish(&mut self, outcome: Outcome<'_>) {
+        self.finished = true;
+        if let Some((identity, arguments_sha256)) = &self.audit {
+            audit::record(&AuditRecord {
+                identity,
+                tool: self.tool,
+                arguments_sha256,
+                outcome,
+                elapsed: self.started.elapsed(),
+                parent: self.parent.as_deref(),
+            });
+        }
+    }
+}
+
+impl Drop for CallRecord<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(metrics) = &self.metrics {
+                metrics.record_call(self.started.elapsed(), true, false, false);
+            }
+            self.finish(Outcome::ToolError(ToolError::Cancelled.kind()));
+        }
     }
 }
 
@@ -1080,6 +1118,75 @@ mod tests {
         let (result, ()) = tokio::join!(slow, cancel_soon);
         let error = result.expect("known").outcome.expect_err("cancelled");
         assert!(matches!(error, ToolError::Cancelled), "{error}");
+    }
+
+    /// Log lines written while `run` runs on this thread.
+    fn logs_of(run: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("buffer").extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        let bytes = buffer.0.lock().expect("buffer").clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn a_nested_call_is_counted_and_audited_with_the_parents_caller() {
+        let registry = registry(ToolFilter::default());
+        let identity = Arc::new(audit::AuditIdentity {
+            transport: "streamable_http",
+            token: Some(Arc::from("alice")),
+            request_id: Some(Arc::from("req-7")),
+            peer: None,
+        });
+        let parent = CallContext::new(
+            "parent-execution".into(),
+            Duration::from_secs(5),
+            CancellationToken::new(),
+            None,
+        )
+        .with_audit(Some(identity));
+        let logs = logs_of(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let result = registry
+                    .call_internal("kafka_read", None, parent.nested())
+                    .await
+                    .expect("known");
+                assert!(result.outcome.is_ok());
+            });
+        });
+        let line = logs
+            .lines()
+            .find(|line| line.contains("tool call"))
+            .unwrap_or_else(|| panic!("an audit line: {logs}"));
+        for expected in [
+            "tool=\"kafka_read\"",
+            "token=\"alice\"",
+            "request_id=\"req-7\"",
+            "parent=\"parent-execution\"",
+            "outcome=\"ok\"",
+        ] {
+            assert!(line.contains(expected), "{expected} in {line}");
+        }
+        assert_eq!(registry.metrics()["kafka_read"].calls, 1);
     }
 
     #[test]

@@ -156,6 +156,9 @@ async fn reset_mysql(database: &str) {
     let mut conn = sqlx::MySqlConnection::connect(MY).await.expect("connect");
     for sql in [
         format!("DROP DATABASE IF EXISTS {database}"),
+        // The DCL probe creates this user when MariaDB lets it through; every run starts
+        // without it, so the probe's outcome does not depend on an earlier run.
+        "DROP USER IF EXISTS 'datamcp_probe_user'@'localhost'".to_owned(),
         format!("CREATE DATABASE {database}"),
         format!("CREATE TABLE {database}.probe (id int PRIMARY KEY, note text)"),
         format!("INSERT INTO {database}.probe VALUES (1, 'a'), (2, 'b')"),

@@ -110,12 +110,15 @@ impl<K: Kind> RunningKind for K {
     }
 }
 
+/// Decodes a kind's part of the config and starts it.
+type Starter = fn(&ConfigSource, KindHost) -> Result<Arc<dyn RunningKind>, KindError>;
+
 /// One entry of the `KINDS` list: a kind's name, config schema and starter.
 pub struct KindEntry {
     /// The kind's name.
     pub name: &'static str,
     config_schema: fn() -> Value,
-    start: fn(&ConfigSource, KindHost) -> Result<Arc<dyn RunningKind>, KindError>,
+    start: Starter,
 }
 
 /// The `KINDS` entry of kind `K`.

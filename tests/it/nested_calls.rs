@@ -1,0 +1,174 @@
+//! Calls made on behalf of another call: a tool of a test kind calls `sql_query` through its
+//! `KindHost`, as a workflow step will. The child inherits the parent's cancellation and
+//! deadline, which stop its query on PostgreSQL, and is counted like any call.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datamcp::config::Config;
+use datamcp::tools::kind::KindHost;
+use datamcp::tools::registry::Registration;
+use datamcp::tools::{
+    Annotations, CallContext, Invocation, Registry, Tool, ToolError, ToolSpec, typed,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::Connection as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+/// Runs until stopped: PostgreSQL counts for minutes.
+const SLOW: &str = "SELECT count(*) FROM generate_series(1, 3000000000)";
+
+#[derive(Deserialize, JsonSchema)]
+struct ParentArgs {
+    /// SQL the child runs.
+    sql: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct ParentOutput {
+    /// The child's result.
+    child: Value,
+}
+
+/// A tool that runs `sql_query` as its child.
+struct Parent {
+    host: KindHost,
+}
+
+impl Tool for Parent {
+    type Params = ParentArgs;
+    type Output = ParentOutput;
+
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "nest_parent".to_owned(),
+            title: "Nested call test".to_owned(),
+            description: "Calls sql_query on its own behalf".to_owned(),
+            annotations: Annotations::READ_ONLY,
+        }
+    }
+
+    async fn invoke(
+        &self,
+        ctx: &CallContext,
+        params: &ParentArgs,
+    ) -> Result<ParentOutput, ToolError> {
+        let mut args = Map::new();
+        args.insert("sql".to_owned(), Value::from(params.sql.clone()));
+        let result = self.host.call(ctx, "sql_query", args).await?;
+        let (structured, text) = result.into_content();
+        Ok(ParentOutput {
+            child: structured.unwrap_or(Value::from(text)),
+        })
+    }
+}
+
+/// The server's registry for `extra` config on a PostgreSQL warehouse, plus the test kind.
+fn registry(application: &str, extra: &str) -> Arc<Registry> {
+    let config = Config::parse(
+        &format!(
+            "{extra}\n[warehouses.pg]\nurl = \"{PG_SERVER}?application_name={application}\"\nallow_privileged_account = true\n"
+        ),
+        "nested.toml",
+    )
+    .expect("config");
+    let (registry, kinds) = datamcp::kinds::start(&config).expect("kinds start");
+    // The kinds live as long as the test; their pools close with the process.
+    std::mem::forget(kinds);
+    let host = KindHost::new("test", &registry, Arc::new(config.workspace.clone()));
+    host.register(Registration::listed(typed(Parent { host: host.clone() })))
+        .expect("register the parent");
+    registry
+}
+
+/// Queries `application` is running on PostgreSQL right now.
+async fn running_queries(application: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(PG_SERVER)
+        .await
+        .expect("connect");
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE '%generate_series%'",
+    )
+    .bind(application)
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity")
+}
+
+fn args(sql: &str) -> Option<Map<String, Value>> {
+    json!({ "sql": sql }).as_object().cloned()
+}
+
+#[tokio::test]
+async fn cancelling_the_parent_stops_the_childs_query_on_the_database() {
+    let application = format!("datamcp_nested_cancel_{}", std::process::id());
+    let registry = registry(&application, "");
+    let cancel = CancellationToken::new();
+    let call = {
+        let registry = Arc::clone(&registry);
+        let invocation = Invocation::local(cancel.clone());
+        tokio::spawn(async move { registry.call("nest_parent", args(SLOW), invocation).await })
+    };
+    assert!(
+        eventually(20, || async { running_queries(&application).await == 1 }).await,
+        "the child's query runs on PostgreSQL"
+    );
+    cancel.cancel();
+    let result = call.await.expect("joins").expect("known tool");
+    let error = result.outcome.expect_err("cancelled");
+    assert!(matches!(error, ToolError::Cancelled), "{error}");
+    assert!(
+        eventually(10, || async { running_queries(&application).await == 0 }).await,
+        "cancelling the parent stopped the child's query on the database"
+    );
+    let metrics = registry.metrics();
+    assert_eq!(metrics["sql_query"].calls, 1, "the child is counted");
+    assert_eq!(metrics["sql_query"].errors, 1);
+}
+
+#[tokio::test]
+async fn a_child_gets_no_more_time_than_its_parent_has_left() {
+    let application = format!("datamcp_nested_deadline_{}", std::process::id());
+    // The parent may take 1 s; sql_query alone would be allowed a minute.
+    let registry = registry(
+        &application,
+        "[policy]\ntimeout_ms = 1000\n[tools.sql_query]\ntimeout_ms = 60000\n",
+    );
+    let started = Instant::now();
+    let result = registry
+        .call(
+            "nest_parent",
+            args(SLOW),
+            Invocation::local(CancellationToken::new()),
+        )
+        .await
+        .expect("known tool");
+    let error = result.outcome.expect_err("timed out");
+    assert!(matches!(error, ToolError::Timeout(_)), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        eventually(10, || async { running_queries(&application).await == 0 }).await,
+        "the child's query stopped with the parent's deadline"
+    );
+
+    // A child whose own result arrives in time reports through the parent.
+    let quick = registry
+        .call(
+            "nest_parent",
+            args("SELECT 41 + 1 AS answer"),
+            Invocation::local(CancellationToken::new()),
+        )
+        .await
+        .expect("known tool");
+    let output = quick.outcome.expect("succeeds");
+    assert_eq!(output.structured["child"]["rows"], json!([[42]]));
+    assert_eq!(registry.metrics()["sql_query"].calls, 2);
+}

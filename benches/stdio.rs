@@ -287,8 +287,7 @@ fn postgres_overhead(dir: &Path) {
 
 /// Rendering 100,000 rows of 5 columns to JSON (the structured rows) and CSV.
 fn render_throughput() {
-    use datamcp::sql::format::{Format, render};
-    use datamcp::sql::types::Column;
+    use datamcp::table::{Column, Format, render};
     let columns: Vec<Column> = ["id", "customer", "status", "total", "ordered_at"]
         .iter()
         .map(|n| Column::new(n, "TEXT"))

@@ -6,7 +6,8 @@
 //! types, wraps the call in the tool's [`tools::policy`] (timeout, cancellation, retry, cache,
 //! metrics) and turns the outcome into structured output plus a compact text rendering. The tool
 //! kinds themselves live in their own modules ([`sql`] for warehouses) and are listed in one
-//! place, [`kinds`]. [`config`] turns the TOML file into a validated [`config::Config`];
+//! place, [`kinds`]; what they share about results (columns, caps, renderings, output files) is
+//! [`table`]. [`config`] turns the TOML file into a validated [`config::Config`];
 //! [`prompts`] serves the Markdown prompt library; [`cli`] is the command line.
 //!
 //! See `ARCHITECTURE.md` for the code map and the invariants each module keeps.
@@ -17,4 +18,5 @@ pub mod kinds;
 pub mod prompts;
 pub mod server;
 pub mod sql;
+pub mod table;
 pub mod tools;

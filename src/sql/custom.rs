@@ -11,11 +11,10 @@ use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::config::{SqlParameterType, SqlToolFile};
-use super::format::{Format, render};
 use super::guard::{self, Dialect, quote_identifier};
-use super::query::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, QueryOutput};
-use super::types::ReadLimits;
+use super::query::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, QueryOutput, shape};
 use super::warehouse::Warehouses;
+use crate::table::{Format, ReadLimits, render};
 use crate::tools::schema::schema_of;
 use crate::tools::{Annotations, CallContext, DynTool, ToolError, ToolOutput, ToolSpec};
 
@@ -276,21 +275,8 @@ impl DynTool for CustomSqlTool {
                 bytes: DEFAULT_MAX_BYTES as usize,
             };
             let result = warehouse.query(&sql, &values, limits, ctx).await?;
-            if result.truncated {
-                ctx.warn(format!(
-                    "only the first {} rows were returned and more exist",
-                    result.rows.len()
-                ));
-            }
-            let text = render(Format::Json, &result.columns, &result.rows);
-            let output = QueryOutput {
-                warehouse: warehouse.name().to_owned(),
-                row_count: result.rows.len(),
-                columns: result.columns,
-                rows: result.rows,
-                truncated: result.truncated,
-                file: None,
-            };
+            let output = shape(warehouse.name(), result, limits, ctx);
+            let text = render(Format::Json, &output.columns, &output.rows);
             let structured =
                 serde_json::to_value(output).map_err(|e| ToolError::Internal(e.to_string()))?;
             Ok(ToolOutput {

@@ -389,8 +389,7 @@ fn cents(cents: i64) -> f64 {
 
 /// `YYYY-MM-DD` of a Unix time.
 fn date(unix: i64) -> String {
-    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
-    format!("{y:04}-{m:02}-{d:02}")
+    super::calendar::iso_date(unix.div_euclid(86_400))
 }
 
 /// ISO 8601 UTC timestamp of a Unix time, e.g. `2024-03-05T10:22:13Z`.
@@ -403,19 +402,6 @@ fn timestamp(unix: i64) -> String {
         seconds / 60 % 60,
         seconds % 60
     )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use std::time::Instant;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use super::guard;
-use super::types::ReadLimits;
 use super::warehouse::{Warehouse, Warehouses};
+use crate::table::ReadLimits;
 use crate::tools::CallContext;
 use crate::tools::health::{HealthCheck, PROBE_TIMEOUT, Probe};
 
@@ -24,22 +23,17 @@ impl HealthCheck for WarehouseHealth {
 
 async fn probe(warehouse: &Warehouse) -> Probe {
     let started = Instant::now();
-    let outcome = match guard::check("SELECT 1", warehouse.dialect()) {
-        Ok(sql) => {
-            let ctx = CallContext::new(
-                "readiness".into(),
-                PROBE_TIMEOUT,
-                CancellationToken::new(),
-                None,
-            );
-            let query = warehouse.query(&sql, &[], ReadLimits::rows(1), &ctx);
-            match tokio::time::timeout(PROBE_TIMEOUT, query).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(error)) => Err(error.to_string()),
-                Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-            }
-        }
-        Err(reason) => Err(reason.to_string()),
+    let ctx = CallContext::new(
+        "readiness".into(),
+        PROBE_TIMEOUT,
+        CancellationToken::new(),
+        None,
+    );
+    let query = warehouse.query_own("SELECT 1", &[], ReadLimits::rows(1), &ctx);
+    let outcome = match tokio::time::timeout(PROBE_TIMEOUT, query).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
     };
     Probe {
         name: warehouse.name().to_owned(),

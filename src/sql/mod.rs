@@ -5,26 +5,25 @@
 //! [`warehouse::Warehouse`] accepts only a [`guard::GuardedSql`].
 
 pub mod account;
+pub mod calendar;
 pub mod catalog;
 pub mod config;
 pub mod custom;
 pub mod demo;
 pub mod explore;
-pub mod format;
 pub mod function_check;
 pub mod gauges;
 pub mod guard;
 pub mod health;
 pub mod mysql;
-pub mod parquet;
 pub mod pg_values;
 pub mod postgres;
 pub mod profile;
 pub mod query;
 pub mod resources;
+pub mod rows;
 pub mod session;
 pub mod sqlite;
-pub mod types;
 pub mod warehouse;
 
 use std::sync::{Arc, Mutex};
@@ -86,10 +85,11 @@ impl Kind for Sql {
             .collect();
         kind.host
             .add_resources(Arc::new(resources::TableSchemas::new(names)));
-        kind.host.add_resources(Arc::new(parquet::OutputFiles::new(
-            output_dir,
-            kind.host.workspace().output_max_bytes,
-        )));
+        kind.host
+            .add_resources(Arc::new(crate::table::OutputFiles::new(
+                output_dir,
+                kind.host.workspace().output_max_bytes,
+            )));
         kind.host
             .add_health_check(Arc::new(health::WarehouseHealth(Arc::clone(
                 &kind.warehouses,

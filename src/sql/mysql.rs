@@ -39,8 +39,8 @@ use super::session::{
 };
 
 use super::guard::GuardedSql;
-use super::types::{Column, ReadLimits, RowBudget};
-use super::warehouse::QueryRows;
+use super::rows::QueryRows;
+use crate::table::{Column, ReadLimits, RowBudget};
 
 /// A lazily connecting pool of MySQL or MariaDB connections.
 pub struct MysqlEngine {

@@ -177,10 +177,7 @@ fn date(days: i32) -> String {
     match days {
         i32::MAX => "infinity".to_owned(),
         i32::MIN => "-infinity".to_owned(),
-        days => {
-            let (y, m, d) = super::demo::civil_from_days(i64::from(days) + PG_EPOCH_DAYS);
-            format!("{y:04}-{m:02}-{d:02}")
-        }
+        days => date_from_days(i64::from(days)),
     }
 }
 
@@ -212,8 +209,7 @@ fn timestamp(micros: i64, zone: &str) -> String {
 }
 
 fn date_from_days(days: i64) -> String {
-    let (y, m, d) = super::demo::civil_from_days(days + PG_EPOCH_DAYS);
-    format!("{y:04}-{m:02}-{d:02}")
+    super::calendar::iso_date(days + PG_EPOCH_DAYS)
 }
 
 /// A UTC offset in seconds east as `+hh:mm`.

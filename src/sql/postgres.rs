@@ -29,8 +29,8 @@ use super::session::{
 };
 
 use super::guard::GuardedSql;
-use super::types::{Column, ReadLimits, RowBudget, TooLarge};
-use super::warehouse::QueryRows;
+use super::rows::QueryRows;
+use crate::table::{Column, ReadLimits, RowBudget, TooLarge};
 use crate::tools::ToolError;
 
 /// A lazily connecting pool of read-only sessions.

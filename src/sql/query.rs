@@ -7,9 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::format::{Format, render};
-use super::types::{Column, ReadLimits};
+use super::rows::QueryRows;
 use super::warehouse::Warehouses;
+use crate::table::{Column, Format, OutputFile, ReadLimits, output, render};
 use crate::tools::resources::ResourceInfo;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
@@ -66,17 +66,35 @@ pub struct QueryOutput {
     pub file: Option<OutputFile>,
 }
 
-/// A result written to a file.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct OutputFile {
-    /// Resource URI to read it with `resources/read`.
-    pub uri: String,
-    /// File name in the output folder.
-    pub name: String,
-    /// Size in bytes.
-    pub bytes: u64,
-    /// MIME type.
-    pub mime_type: String,
+/// The answer `sql_query` and the custom SQL tools give for the rows a query read, warning when a
+/// cap cut them short. One function for both, so a custom tool says what stopped the read
+/// (rows or bytes) exactly as `sql_query` does.
+pub(super) fn shape(
+    warehouse: &str,
+    result: QueryRows,
+    limits: ReadLimits,
+    ctx: &CallContext,
+) -> QueryOutput {
+    if result.byte_limited {
+        ctx.warn(format!(
+            "only the first {} rows were returned: the result reached the {}-byte cap and more rows exist; select fewer columns, aggregate, or raise max_bytes",
+            result.rows.len(),
+            limits.bytes
+        ));
+    } else if result.truncated {
+        ctx.warn(format!(
+            "only the first {} rows were returned and more exist; aggregate or filter in SQL, or raise max_rows",
+            limits.rows
+        ));
+    }
+    QueryOutput {
+        warehouse: warehouse.to_owned(),
+        row_count: result.rows.len(),
+        columns: result.columns,
+        rows: result.rows,
+        truncated: result.truncated,
+        file: None,
+    }
 }
 
 /// The `sql_query` tool.
@@ -141,68 +159,24 @@ impl Tool for SqlQuery {
             bytes: max_bytes,
         };
         let result = warehouse.query(&sql, &params.params, limits, ctx).await?;
-        if result.byte_limited {
-            ctx.warn(format!(
-                "only the first {} rows were returned: the result reached the {max_bytes}-byte cap and more rows exist; select fewer columns, aggregate, or raise max_bytes",
-                result.rows.len()
-            ));
-        } else if result.truncated {
-            ctx.warn(format!(
-                "only the first {max_rows} rows were returned and more exist; aggregate or filter in SQL, or raise max_rows"
-            ));
-        }
-        let row_count = result.rows.len();
+        let mut output = shape(warehouse.name(), result, limits, ctx);
         if params.format == Format::Parquet {
-            let name = format!("datamcp-{}.parquet", ctx.execution_id());
-            let (dir, file_name, owner, columns, rows) = (
-                self.output_dir.clone(),
-                name.clone(),
-                ctx.principal().clone(),
-                result.columns.clone(),
-                result.rows,
-            );
-            let bytes = tokio::task::spawn_blocking(move || {
-                super::parquet::write(&dir, &file_name, &owner, &columns, &rows)
-            })
-            .await
-            .map_err(|e| ToolError::Internal(e.to_string()))?
-            .map_err(|e| ToolError::Upstream {
-                message: format!("the Parquet file could not be written: {e}; check output_dir"),
-                transient: false,
-            })?;
-            return Ok(QueryOutput {
-                warehouse: warehouse.name().to_owned(),
-                row_count,
-                columns: result.columns,
-                rows: Vec::new(),
-                truncated: result.truncated,
-                file: Some(OutputFile {
-                    uri: format!("{}{name}", super::parquet::URI_PREFIX),
-                    name,
-                    bytes,
-                    mime_type: super::parquet::MIME.to_owned(),
-                }),
-            });
+            let rows = std::mem::take(&mut output.rows);
+            let file = output::write_parquet(&self.output_dir, ctx, &output.columns, rows).await?;
+            output.file = Some(file);
         }
-        Ok(QueryOutput {
-            warehouse: warehouse.name().to_owned(),
-            row_count,
-            columns: result.columns,
-            rows: result.rows,
-            truncated: result.truncated,
-            file: None,
-        })
+        Ok(output)
     }
 
     fn links(&self, output: &QueryOutput) -> Vec<ResourceInfo> {
         output
             .file
             .iter()
-            .map(|file| ResourceInfo {
-                uri: file.uri.clone(),
-                name: file.name.clone(),
-                description: format!("{} rows of the query result as Parquet", output.row_count),
-                mime_type: file.mime_type.clone(),
+            .map(|file| {
+                file.link(format!(
+                    "{} rows of the query result as Parquet",
+                    output.row_count
+                ))
             })
             .collect()
     }
@@ -253,5 +227,62 @@ impl Tool for SqlQuery {
             map.insert("file".into(), serde_json::to_value(file)?);
         }
         Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+
+    fn warnings_for(truncated: bool, byte_limited: bool) -> (QueryOutput, Vec<String>) {
+        let ctx = CallContext::new(
+            "test".to_owned(),
+            Duration::from_secs(1),
+            CancellationToken::new(),
+            None,
+        );
+        let rows = QueryRows {
+            columns: vec![Column::new("id", "INTEGER")],
+            rows: vec![vec![json!(1)], vec![json!(2)]],
+            truncated,
+            byte_limited,
+        };
+        let limits = ReadLimits {
+            rows: 10,
+            bytes: 4096,
+        };
+        let output = shape("demo", rows, limits, &ctx);
+        (output, ctx.take_warnings())
+    }
+
+    #[test]
+    fn the_warning_names_the_cap_that_stopped_the_read() {
+        let (output, warnings) = warnings_for(true, true);
+        assert!(output.truncated);
+        assert_eq!(output.row_count, 2);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with(
+                "only the first 2 rows were returned: the result reached the 4096-byte cap"
+            ),
+            "{warnings:?}"
+        );
+
+        let (output, warnings) = warnings_for(true, false);
+        assert!(output.truncated);
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("only the first 10 rows were returned and more exist"),
+            "{warnings:?}"
+        );
+
+        let (output, warnings) = warnings_for(false, false);
+        assert!(!output.truncated);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }

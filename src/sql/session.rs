@@ -39,7 +39,7 @@ pub enum EngineError {
     },
     /// A row larger than the call's byte budget, refused before it was converted.
     #[error(transparent)]
-    TooLarge(#[from] super::types::TooLarge),
+    TooLarge(#[from] crate::table::TooLarge),
     /// Input the database cannot take, found before it was sent.
     #[error("{0}")]
     InvalidInput(String),

@@ -29,9 +29,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::guard::GuardedSql;
+use super::rows::QueryRows;
 use super::session::PoolFigures;
-use super::types::{Column, ReadLimits, RowBudget, TooLarge};
-use super::warehouse::QueryRows;
+use crate::table::{Column, ReadLimits, RowBudget, TooLarge};
 use crate::tools::ToolError;
 
 /// SQLite virtual-machine steps between cancellation checks: small enough to stop within

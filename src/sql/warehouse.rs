@@ -12,12 +12,13 @@ use tokio::sync::OnceCell;
 
 use super::config::{SqlConfig, WarehouseConfig, WarehouseLocation};
 use super::function_check::CatalogVerdicts;
-use super::guard::{Dialect, GuardedSql};
+use super::guard::{self, Dialect, GuardedSql};
 use super::mysql::MysqlEngine;
 use super::postgres::PostgresEngine;
+use super::rows::QueryRows;
 use super::session::ServerSettings;
 use super::sqlite::{SqlitePool, SqliteSettings};
-use super::types::{Column, ReadLimits};
+use crate::table::ReadLimits;
 use crate::tools::{CallContext, ToolError};
 
 /// Every configured warehouse, in config order (the first is the default).
@@ -108,19 +109,6 @@ fn server_settings(config: &WarehouseConfig, url: &str) -> ServerSettings {
     }
 }
 
-/// Rows read by a query, in order, with the columns they share.
-#[derive(Debug)]
-pub struct QueryRows {
-    /// Column names and database types.
-    pub columns: Vec<Column>,
-    /// Values, one array per row, in column order.
-    pub rows: Vec<Vec<Value>>,
-    /// Whether reading stopped at a cap with more rows left.
-    pub truncated: bool,
-    /// Whether the byte cap, not the row cap, stopped it.
-    pub byte_limited: bool,
-}
-
 impl Warehouse {
     fn new(config: WarehouseConfig, data_dir: PathBuf) -> Result<Self, String> {
         let engine = match &config.location {
@@ -166,7 +154,7 @@ impl Warehouse {
 
     /// Checks client SQL with this warehouse's guard settings.
     pub fn guard(&self, sql: &str) -> Result<GuardedSql, ToolError> {
-        super::guard::check_with(sql, self.dialect(), &self.config.guard)
+        guard::check_with(sql, self.dialect(), &self.config.guard)
             .map_err(|e| ToolError::Refused(e.to_string()))
     }
 
@@ -229,6 +217,21 @@ impl Warehouse {
         };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)
+    }
+
+    /// Runs a statement datamcp wrote itself (a catalog lookup, a profile scan, a probe). It
+    /// passes the guard like a client's, so a mistake in datamcp's own SQL cannot write either;
+    /// a refusal is datamcp's fault, not the caller's.
+    pub async fn query_own(
+        &self,
+        sql: &str,
+        params: &[Value],
+        limits: ReadLimits,
+        ctx: &CallContext,
+    ) -> Result<QueryRows, ToolError> {
+        let guarded = guard::check(sql, self.dialect())
+            .map_err(|e| ToolError::Internal(format!("datamcp's own query was refused: {e}")))?;
+        self.query(&guarded, params, limits, ctx).await
     }
 
     /// Asks the catalog about the functions the guard left to it, unless it answered recently.

@@ -69,6 +69,11 @@ async fn a_custom_tool_is_served_with_a_generated_schema_and_runs_bound() {
     let body = structured(&result);
     assert_eq!(body["row_count"], 5);
     assert_eq!(body["truncated"], true);
+    let warning = body["execution"]["warnings"][0].as_str().expect("warning");
+    assert!(
+        warning.contains("only the first 5 rows were returned and more exist"),
+        "{warning}"
+    );
     let totals: Vec<f64> = body["rows"]
         .as_array()
         .expect("rows")
@@ -125,4 +130,28 @@ fn a_write_or_a_miscounted_statement_in_the_config_stops_the_start() {
         "[[sql_tools]]\nname = \"sorted\"\ndescription = \"x\"\nstatement = \"SELECT * FROM orders ORDER BY total\"\n[[sql_tools.identifiers]]\nname = \"col\"\ndescription = \"x\"\nallowed = [\"total\"]\n",
         "identifier 'col' is not used as {col} in the statement",
     );
+}
+
+#[tokio::test]
+async fn a_custom_tool_says_when_the_byte_cap_cut_the_result_short() {
+    // Every order (25,000 rows) is about 2 MiB of JSON, over the 1 MiB a custom tool reads.
+    let dir = config(
+        "[[sql_tools]]\nname = \"all_orders\"\ndescription = \"Every order\"\nstatement = \"SELECT * FROM orders ORDER BY id\"\nmax_rows = 100000\n",
+    );
+    let client = connect(Some(&dir.path().join("c.toml"))).await;
+    let result = call(&client, "all_orders", json!({})).await;
+    assert!(!is_error(&result), "{}", text(&result));
+    let body = structured(&result);
+    assert_eq!(body["truncated"], true);
+    let rows = body["row_count"].as_u64().expect("row_count");
+    assert!((1_000..25_000).contains(&rows), "{rows} rows in 1 MiB");
+    let warnings = &body["execution"]["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
+    let warning = warnings[0].as_str().expect("warning");
+    assert!(
+        warning.contains(&format!("only the first {rows} rows were returned"))
+            && warning.contains("1048576-byte cap"),
+        "{warning}"
+    );
+    client.cancel().await.expect("close");
 }

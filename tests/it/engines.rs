@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use datamcp::sql::config::SqlConfig;
 use datamcp::sql::guard::GuardedSql;
-use datamcp::sql::types::ReadLimits;
-use datamcp::sql::warehouse::{QueryRows, Warehouses};
+use datamcp::sql::rows::QueryRows;
+use datamcp::sql::warehouse::Warehouses;
+use datamcp::table::ReadLimits;
 use datamcp::tools::{CallContext, ToolError};
 use serde_json::{Value, json};
 use sqlx::Connection;

@@ -106,7 +106,7 @@ async fn database_accepts(
         None,
     );
     let unchecked = GuardedSql::bypassing_the_guard_in_tests(sql, dialect);
-    let limits = datamcp::sql::types::ReadLimits::rows(10);
+    let limits = datamcp::table::ReadLimits::rows(10);
     // Only the database's verdict on the statement counts: a connection that could not be had
     // (the server busy with other clients' tests) is tried again, not counted as a refusal.
     let mut last = String::new();

@@ -6,9 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{catalog_query, cell, integer, string, truthy};
+use super::{cell, integer, string, truthy};
 use crate::sql::catalog;
 use crate::sql::warehouse::Warehouses;
+use crate::table::ReadLimits;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
 /// Arguments of `sql_describe_table`.
@@ -114,8 +115,10 @@ impl Tool for DescribeTable {
             params.schema.clone().map_or(Value::Null, Value::from),
             Value::from(params.table.clone()),
         ];
-        let columns =
-            catalog_query(warehouse, catalog::columns(dialect), &binds, 10_000, ctx).await?;
+        let catalog_rows = ReadLimits::rows(10_000);
+        let columns = warehouse
+            .query_own(catalog::columns(dialect), &binds, catalog_rows, ctx)
+            .await?;
         if columns.rows.is_empty() {
             return Err(ToolError::InvalidArguments(format!(
                 "no table or view '{}'{} in warehouse '{}'; call sql_list_tables to see what exists",
@@ -128,16 +131,12 @@ impl Tool for DescribeTable {
                 warehouse.name()
             )));
         }
-        let keys = catalog_query(
-            warehouse,
-            catalog::foreign_keys(dialect),
-            &binds,
-            10_000,
-            ctx,
-        )
-        .await?;
-        let indexes =
-            catalog_query(warehouse, catalog::indexes(dialect), &binds, 10_000, ctx).await?;
+        let keys = warehouse
+            .query_own(catalog::foreign_keys(dialect), &binds, catalog_rows, ctx)
+            .await?;
+        let indexes = warehouse
+            .query_own(catalog::indexes(dialect), &binds, catalog_rows, ctx)
+            .await?;
         Ok(DescribeTableOutput {
             warehouse: warehouse.name().to_owned(),
             table: match &params.schema {

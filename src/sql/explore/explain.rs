@@ -6,10 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::catalog_query;
 use crate::sql::catalog;
 use crate::sql::guard::Dialect;
 use crate::sql::warehouse::Warehouses;
+use crate::table::ReadLimits;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
 /// Arguments of `sql_explain`.
@@ -72,7 +72,9 @@ impl Tool for Explain {
             ));
         }
         let statement = catalog::explain(warehouse.dialect(), query.text());
-        let rows = catalog_query(warehouse, &statement, &params.params, 10_000, ctx).await?;
+        let rows = warehouse
+            .query_own(&statement, &params.params, ReadLimits::rows(10_000), ctx)
+            .await?;
         let plan = match warehouse.dialect() {
             Dialect::Sqlite => Value::Array(
                 rows.rows

@@ -18,26 +18,6 @@ pub use warehouses::{ListWarehouses, ListWarehousesOutput, ListWarehousesParams,
 
 use serde_json::Value;
 
-use super::guard;
-use super::types::ReadLimits;
-use super::warehouse::{QueryRows, Warehouse};
-use crate::tools::{CallContext, ToolError};
-
-/// Runs one of datamcp's own catalog statements; it passes the guard like any other SQL.
-pub(super) async fn catalog_query(
-    warehouse: &Warehouse,
-    sql: &str,
-    params: &[Value],
-    max_rows: usize,
-    ctx: &CallContext,
-) -> Result<QueryRows, ToolError> {
-    let guarded = guard::check(sql, warehouse.dialect())
-        .map_err(|e| ToolError::Internal(format!("a catalog query was refused: {e}")))?;
-    warehouse
-        .query(&guarded, params, ReadLimits::rows(max_rows), ctx)
-        .await
-}
-
 pub(super) fn string(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,

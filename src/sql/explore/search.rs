@@ -6,10 +6,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{catalog_query, cell, like_pattern, string, truthy};
+use super::{cell, like_pattern, string, truthy};
 use crate::sql::catalog;
 use crate::sql::guard::Dialect;
 use crate::sql::warehouse::Warehouses;
+use crate::table::ReadLimits;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
 /// Arguments of `sql_search`.
@@ -115,14 +116,14 @@ impl Tool for Search {
             binds.push(Value::from(pattern));
         }
         binds.push(Value::from(limit as i64 + 1));
-        let rows = catalog_query(
-            warehouse,
-            catalog::search_columns(warehouse.dialect()),
-            &binds,
-            limit + 1,
-            ctx,
-        )
-        .await?;
+        let rows = warehouse
+            .query_own(
+                catalog::search_columns(warehouse.dialect()),
+                &binds,
+                ReadLimits::rows(limit + 1),
+                ctx,
+            )
+            .await?;
         let truncated = rows.rows.len() > limit;
         Ok(SearchOutput {
             warehouse: warehouse.name().to_owned(),

@@ -6,9 +6,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{catalog_query, cell, integer, like_pattern, string};
+use super::{cell, integer, like_pattern, string};
 use crate::sql::catalog;
 use crate::sql::warehouse::Warehouses;
+use crate::table::ReadLimits;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 
 /// Arguments of `sql_list_tables`.
@@ -89,14 +90,14 @@ impl Tool for ListTables {
             Value::from(like_pattern(params.name.as_deref())),
             Value::from(limit as i64 + 1),
         ];
-        let rows = catalog_query(
-            warehouse,
-            catalog::list_tables(warehouse.dialect()),
-            &binds,
-            limit + 1,
-            ctx,
-        )
-        .await?;
+        let rows = warehouse
+            .query_own(
+                catalog::list_tables(warehouse.dialect()),
+                &binds,
+                ReadLimits::rows(limit + 1),
+                ctx,
+            )
+            .await?;
         let truncated = rows.rows.len() > limit;
         let tables = rows
             .rows

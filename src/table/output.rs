@@ -1,5 +1,5 @@
-//! Parquet output: a result too large to inline is written to the configured output folder and
-//! returned as a resource link, which `resources/read` serves.
+//! Output files: a result too large to inline is written to the configured output folder as
+//! Parquet and returned as a resource link, which `resources/read` serves.
 //!
 //! The folder is not trusted: other programs (or other users) may put files, links or
 //! look-alikes in it. So `resources/read` serves only files this process wrote, recorded at
@@ -7,23 +7,22 @@
 //! through a symbolic link. The files this process wrote share a size quota; when a new file
 //! would pass it, the oldest are deleted first (a file larger than the whole quota is refused).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
 use futures::future::BoxFuture;
-use parquet::arrow::ArrowWriter;
+use schemars::JsonSchema;
+use serde::Serialize;
 use serde_json::Value;
 
-use super::types::Column;
+use super::{Column, parquet};
 use crate::tools::context::Invocation;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
-use crate::tools::{Principal, Registry, ToolError};
+use crate::tools::{CallContext, Principal, Registry, ToolError};
 
 /// URI prefix of output files.
 pub const URI_PREFIX: &str = "datamcp://output/";
@@ -33,12 +32,65 @@ pub const MIME: &str = "application/vnd.apache.parquet";
 /// Default of the output quota: what the files this process wrote may take together.
 pub const DEFAULT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// A result written to a file.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OutputFile {
+    /// Resource URI to read it with `resources/read`.
+    pub uri: String,
+    /// File name in the output folder.
+    pub name: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// MIME type.
+    pub mime_type: String,
+}
+
+impl OutputFile {
+    /// The resource link a tool returns for the file, `description` saying what it holds.
+    pub fn link(&self, description: String) -> ResourceInfo {
+        ResourceInfo {
+            uri: self.uri.clone(),
+            name: self.name.clone(),
+            description,
+            mime_type: self.mime_type.clone(),
+        }
+    }
+}
+
+/// Writes `rows` under `columns` as a Parquet file in `dir`, named after the call and readable
+/// only by the call's principal, on a blocking thread.
+pub async fn write_parquet(
+    dir: &Path,
+    ctx: &CallContext,
+    columns: &[Column],
+    rows: Vec<Vec<Value>>,
+) -> Result<OutputFile, ToolError> {
+    let name = format!("datamcp-{}.parquet", ctx.execution_id());
+    let (dir, file_name, owner, columns) = (
+        dir.to_path_buf(),
+        name.clone(),
+        ctx.principal().clone(),
+        columns.to_vec(),
+    );
+    let bytes =
+        tokio::task::spawn_blocking(move || write(&dir, &file_name, &owner, &columns, &rows))
+            .await
+            .map_err(|e| ToolError::Internal(e.to_string()))?
+            .map_err(|e| ToolError::Upstream {
+                message: format!("the Parquet file could not be written: {e}; check output_dir"),
+                transient: false,
+            })?;
+    Ok(OutputFile {
+        uri: format!("{URI_PREFIX}{name}"),
+        name,
+        bytes,
+        mime_type: MIME.to_owned(),
+    })
+}
+
 /// Writes `rows` under `columns` to `dir/name` as Parquet for `owner`; returns the file's size.
 /// Blocking.
-///
-/// Column types follow the values: all integers → INT64, all numbers → DOUBLE, all booleans →
-/// BOOLEAN, anything else → UTF8 (strings as they are, other JSON as JSON text).
-pub fn write(
+fn write(
     dir: &Path,
     name: &str,
     owner: &Principal,
@@ -49,50 +101,7 @@ pub fn write(
     let store = OutputStore::of(dir);
     remove_expired(dir);
     store.forget_expired();
-    let mut seen = HashSet::new();
-    let mut fields = Vec::with_capacity(columns.len());
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(columns.len());
-    for (index, column) in columns.iter().enumerate() {
-        let values = rows
-            .iter()
-            .map(|row| row.get(index).unwrap_or(&Value::Null));
-        let non_null: Vec<&Value> = values.clone().filter(|v| !v.is_null()).collect();
-        let (data_type, array): (DataType, ArrayRef) =
-            if !non_null.is_empty() && non_null.iter().all(|v| v.is_i64()) {
-                (
-                    DataType::Int64,
-                    Arc::new(values.map(Value::as_i64).collect::<Int64Array>()),
-                )
-            } else if !non_null.is_empty() && non_null.iter().all(|v| v.is_number()) {
-                (
-                    DataType::Float64,
-                    Arc::new(values.map(Value::as_f64).collect::<Float64Array>()),
-                )
-            } else if !non_null.is_empty() && non_null.iter().all(|v| v.is_boolean()) {
-                (
-                    DataType::Boolean,
-                    Arc::new(values.map(Value::as_bool).collect::<BooleanArray>()),
-                )
-            } else {
-                let text = values.map(|v| match v {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
-                });
-                (DataType::Utf8, Arc::new(text.collect::<StringArray>()))
-            };
-        // Parquet readers dislike duplicate column names, which SQL allows.
-        let mut field_name = column.name.clone();
-        let mut n = 2;
-        while !seen.insert(field_name.clone()) {
-            field_name = format!("{}_{n}", column.name);
-            n += 1;
-        }
-        fields.push(Field::new(field_name, data_type, true));
-        arrays.push(array);
-    }
-    let schema = Arc::new(Schema::new(fields));
-    let batch = RecordBatch::try_new(Arc::clone(&schema), arrays).map_err(|e| e.to_string())?;
+    let batch = parquet::batch(columns, rows)?;
     let path = dir.join(name);
     // A new file only: an existing name (or a link planted under it) is never written through.
     // Readable by this user only, since results may hold what other users must not see.
@@ -103,12 +112,8 @@ pub fn write(
         .open(&path)
         .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let handle = file.try_clone().map_err(|e| e.to_string())?;
-    let written = (|| {
-        let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| e.to_string())?;
-        writer.write(&batch).map_err(|e| e.to_string())?;
-        writer.close().map_err(|e| e.to_string())?;
-        handle.metadata().map_err(|e| e.to_string())
-    })();
+    let written =
+        parquet::write(file, &batch).and_then(|()| handle.metadata().map_err(|e| e.to_string()));
     let metadata = match written {
         Ok(metadata) => metadata,
         Err(error) => {

@@ -1,0 +1,34 @@
+//! Calendar arithmetic for the dates the value mapping and the demo generator write as text: the
+//! standard library has none, and the value mapping should not depend on the demo generator.
+
+/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD` of the day `days` after 1970-01-01.
+pub(crate) fn iso_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_map_to_civil_dates_on_both_sides_of_the_epoch() {
+        assert_eq!(iso_date(0), "1970-01-01");
+        assert_eq!(iso_date(-1), "1969-12-31");
+        assert_eq!(iso_date(11_016), "2000-02-29");
+        assert_eq!(iso_date(-719_468), "0000-03-01");
+    }
+}

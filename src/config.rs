@@ -25,9 +25,6 @@ pub mod watch;
 pub use server::{AUTH_TOKEN_ENV, HttpSettings, ServerFile, Token, TokenFile};
 pub use source::ConfigSource;
 
-/// Most bytes the result files may take together, by default (1 GiB).
-pub const DEFAULT_OUTPUT_QUOTA_BYTES: u64 = 1024 * 1024 * 1024;
-
 /// A config file that cannot be used, and where.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -197,7 +194,9 @@ impl Config {
             workspace: Workspace {
                 data_dir,
                 output_dir,
-                output_max_bytes: file.output_max_bytes.unwrap_or(DEFAULT_OUTPUT_QUOTA_BYTES),
+                output_max_bytes: file
+                    .output_max_bytes
+                    .unwrap_or(crate::table::output::DEFAULT_QUOTA_BYTES),
             },
             prompts_dir: path("prompts_dir", &file.prompts_dir)?,
             source,

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigSource};
+use crate::table::output::OutputFiles;
 use crate::tools::Registry;
 use crate::tools::kind::{KindEntry, KindError, KindHost, Reloaded, RunningKind, kind};
 use crate::tools::policy::Policy;
@@ -44,6 +45,11 @@ pub fn start(config: &Config) -> Result<(Arc<Registry>, Kinds), BuildError> {
         config.tool_policies.clone(),
     ));
     let workspace = Arc::new(config.workspace.clone());
+    // Result files are the server's, whichever kind writes them.
+    registry.register_resources(Arc::new(OutputFiles::new(
+        workspace.output_dir.clone(),
+        workspace.output_max_bytes,
+    )));
     let mut running = Vec::with_capacity(KINDS.len());
     for entry in KINDS {
         let host = KindHost::new(entry.name, &registry, Arc::clone(&workspace));

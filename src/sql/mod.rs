@@ -86,11 +86,6 @@ impl Kind for Sql {
         kind.host
             .add_resources(Arc::new(resources::TableSchemas::new(names)));
         kind.host
-            .add_resources(Arc::new(crate::table::OutputFiles::new(
-                output_dir,
-                kind.host.workspace().output_max_bytes,
-            )));
-        kind.host
             .add_health_check(Arc::new(health::WarehouseHealth(Arc::clone(
                 &kind.warehouses,
             ))));

@@ -3,7 +3,8 @@
 //! Run with `cargo bench --bench stdio`. It reports: cold start to the `initialize` response;
 //! `tools/call sql_query SELECT 1` round trips (p50, p99) and the server's CPU time per call,
 //! with and without the result cache; a 10,000-row `SELECT * FROM orders` (time and bytes);
-//! and the server's peak RSS. The guard has its own bench (`benches/guard.rs`).
+//! and the server's peak RSS; and the time from a config file edit to `tools/list_changed` on
+//! the client. The guard has its own bench (`benches/guard.rs`).
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
 mod common;
@@ -342,4 +343,47 @@ fn main() {
     );
     render_throughput();
     postgres_overhead(&dir);
+    reload_to_list_changed(&dir);
+}
+
+/// A custom tool whose description names `version`, so each edit changes what clients see.
+fn custom_tool_config(dir: &Path, version: u32) -> String {
+    format!(
+        "demo = true\ndata_dir = \"{}\"\n[[sql_tools]]\nname = \"order_count\"\ndescription = \"Orders counted (version {version})\"\nstatement = \"SELECT count(*) AS n FROM orders\"\n",
+        dir.display()
+    )
+}
+
+/// From a config file edit (a new file renamed over the old one, as editors save) to the
+/// `notifications/tools/list_changed` line on the client's stdin.
+fn reload_to_list_changed(dir: &Path) {
+    let config = dir.join("live.toml");
+    std::fs::write(&config, custom_tool_config(dir, 0)).expect("config");
+    let mut server = Server::spawn(dir, Some(&config));
+    server.initialize();
+    // The first list makes sure the session is up before the first edit.
+    server.request("tools/list", json!({}));
+    let mut samples = Vec::new();
+    let mut line = String::new();
+    for version in 1..=20 {
+        let next = dir.join("live.toml.new");
+        std::fs::write(&next, custom_tool_config(dir, version)).expect("config");
+        let started = Instant::now();
+        std::fs::rename(&next, &config).expect("rename");
+        loop {
+            line.clear();
+            server.stdout.read_line(&mut line).expect("read");
+            if line.contains("notifications/tools/list_changed") {
+                break;
+            }
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "config edit to tools/list_changed on stdio: p50 {:.1} ms, max {:.1} ms ({} edits)",
+        micros(percentile(&samples, 0.5)) / 1000.0,
+        micros(samples[samples.len() - 1]) / 1000.0,
+        samples.len()
+    );
 }

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 
 use super::config::{SqlParameterType, SqlToolFile};
@@ -15,14 +14,11 @@ use super::guard::{self, Dialect, quote_identifier};
 use super::query::{DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS, QueryOutput, shape};
 use super::warehouse::Warehouses;
 use crate::table::{Format, ReadLimits, render};
-use crate::tools::schema::schema_of;
-use crate::tools::{Annotations, CallContext, DynTool, ToolError, ToolOutput, ToolSpec};
+use crate::tools::{Annotations, CallContext, DynTool, Tool, ToolError, ToolSpec, runtime};
 
 /// A custom SQL tool, ready to serve.
 pub struct CustomSqlTool {
     spec: ToolSpec,
-    input_schema: Value,
-    output_schema: Value,
     file: SqlToolFile,
     warehouses: Arc<Warehouses>,
     dialect: Dialect,
@@ -87,7 +83,7 @@ pub fn build(file: &SqlToolFile, warehouses: &Arc<Warehouses>) -> Result<Arc<dyn
                 "the statement has an unfilled identifier".to_owned(),
             ));
         }
-        let checked = guard::check(&statement, dialect)
+        let checked = guard::check_with(&statement, dialect, warehouse.guard_settings())
             .map_err(|e| context(format!("the statement is refused: {e}")))?;
         let placeholders = guard::placeholder_count(checked.text(), dialect).unwrap_or(0);
         if placeholders != file.parameters.len() {
@@ -118,14 +114,13 @@ pub fn build(file: &SqlToolFile, warehouses: &Arc<Warehouses>) -> Result<Arc<dyn
         ),
         annotations: Annotations::READ_ONLY,
     };
-    Ok(Arc::new(CustomSqlTool {
+    let tool = CustomSqlTool {
         spec,
-        input_schema: input_schema(file),
-        output_schema: schema_of::<QueryOutput>(),
         file: file.clone(),
         warehouses: Arc::clone(warehouses),
         dialect,
-    }))
+    };
+    Ok(runtime(tool, input_schema(file), None))
 }
 
 fn fits(kind: SqlParameterType, value: &Value) -> bool {
@@ -208,82 +203,70 @@ fn render_statement(statement: &str, dialect: Dialect, choice: &[(String, String
     rendered
 }
 
-impl DynTool for CustomSqlTool {
-    fn spec(&self) -> &ToolSpec {
-        &self.spec
+impl Tool for CustomSqlTool {
+    // Checked against the schema built from the tool's definition before `invoke` sees them.
+    type Params = Map<String, Value>;
+    type Output = QueryOutput;
+
+    fn spec(&self) -> ToolSpec {
+        self.spec.clone()
     }
 
-    fn input_schema(&self) -> &Value {
-        &self.input_schema
-    }
-
-    fn output_schema(&self) -> &Value {
-        &self.output_schema
-    }
-
-    fn call<'a>(
-        &'a self,
-        ctx: &'a CallContext,
-        args: Value,
-    ) -> BoxFuture<'a, Result<ToolOutput, ToolError>> {
-        Box::pin(async move {
-            let warehouse = self.warehouses.get(self.file.warehouse.as_deref())?;
-            let choice: Vec<(String, String)> = self
+    async fn invoke(
+        &self,
+        ctx: &CallContext,
+        args: &Map<String, Value>,
+    ) -> Result<QueryOutput, ToolError> {
+        let warehouse = self.warehouses.get(self.file.warehouse.as_deref())?;
+        let choice: Vec<(String, String)> = self
+            .file
+            .identifiers
+            .iter()
+            .map(|i| {
+                let chosen = args
+                    .get(&i.name)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .or_else(|| i.default.clone())
+                    .unwrap_or_else(|| i.allowed[0].clone());
+                (i.name.clone(), chosen)
+            })
+            .collect();
+        // The schema's enum already restricts identifiers; this keeps it true without it.
+        for (name, chosen) in &choice {
+            let allowed = self
                 .file
                 .identifiers
                 .iter()
-                .map(|i| {
-                    let chosen = args
-                        .get(&i.name)
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                        .or_else(|| i.default.clone())
-                        .unwrap_or_else(|| i.allowed[0].clone());
-                    (i.name.clone(), chosen)
-                })
-                .collect();
-            // The schema's enum already restricts identifiers; this keeps it true without it.
-            for (name, chosen) in &choice {
-                let allowed = self
-                    .file
-                    .identifiers
-                    .iter()
-                    .any(|i| &i.name == name && i.allowed.contains(chosen));
-                if !allowed {
-                    return Err(ToolError::InvalidArguments(format!(
-                        "'{chosen}' is not allowed for {name}"
-                    )));
-                }
+                .any(|i| &i.name == name && i.allowed.contains(chosen));
+            if !allowed {
+                return Err(ToolError::InvalidArguments(format!(
+                    "'{chosen}' is not allowed for {name}"
+                )));
             }
-            let statement = render_statement(&self.file.statement, self.dialect, &choice);
-            let sql = guard::check(&statement, self.dialect)
-                .map_err(|e| ToolError::Refused(e.to_string()))?;
-            let values: Vec<Value> = self
-                .file
-                .parameters
-                .iter()
-                .map(|p| {
-                    args.get(&p.name)
-                        .cloned()
-                        .or_else(|| p.default.clone())
-                        .unwrap_or(Value::Null)
-                })
-                .collect();
-            let max_rows = self.file.max_rows.unwrap_or(DEFAULT_MAX_ROWS) as usize;
-            let limits = ReadLimits {
-                rows: max_rows,
-                bytes: DEFAULT_MAX_BYTES as usize,
-            };
-            let result = warehouse.query(&sql, &values, limits, ctx).await?;
-            let output = shape(warehouse.name(), result, limits, ctx);
-            let text = render(Format::Json, &output.columns, &output.rows);
-            let structured =
-                serde_json::to_value(output).map_err(|e| ToolError::Internal(e.to_string()))?;
-            Ok(ToolOutput {
-                structured,
-                text,
-                links: Vec::new(),
+        }
+        let statement = render_statement(&self.file.statement, self.dialect, &choice);
+        let sql = warehouse.guard(&statement)?;
+        let values: Vec<Value> = self
+            .file
+            .parameters
+            .iter()
+            .map(|p| {
+                args.get(&p.name)
+                    .cloned()
+                    .or_else(|| p.default.clone())
+                    .unwrap_or(Value::Null)
             })
-        })
+            .collect();
+        let limits = ReadLimits {
+            rows: self.file.max_rows.unwrap_or(DEFAULT_MAX_ROWS) as usize,
+            bytes: DEFAULT_MAX_BYTES as usize,
+        };
+        let result = warehouse.query(&sql, &values, limits, ctx).await?;
+        Ok(shape(warehouse.name(), result, limits, ctx))
+    }
+
+    fn render_text(&self, _args: &Map<String, Value>, output: &QueryOutput) -> String {
+        render(Format::Json, &output.columns, &output.rows)
     }
 }

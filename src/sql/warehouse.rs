@@ -154,8 +154,13 @@ impl Warehouse {
 
     /// Checks client SQL with this warehouse's guard settings.
     pub fn guard(&self, sql: &str) -> Result<GuardedSql, ToolError> {
-        guard::check_with(sql, self.dialect(), &self.config.guard)
+        guard::check_with(sql, self.dialect(), self.guard_settings())
             .map_err(|e| ToolError::Refused(e.to_string()))
+    }
+
+    /// The guard's bounds and extra allowed functions for this warehouse.
+    pub fn guard_settings(&self) -> &guard::Settings {
+        &self.config.guard
     }
 
     /// Its connection pool's state now; `None` for a SQLite warehouse not opened yet.

@@ -383,3 +383,47 @@ async fn ending_a_stdio_session_runs_the_kinds_shutdown_and_closes_their_connect
         "no connection left behind"
     );
 }
+
+#[tokio::test]
+async fn a_2026_client_hears_list_changes_on_its_subscriptions_listen_stream() {
+    let sandbox = Sandbox::new(&orders_tool(
+        "SELECT count(*) AS n FROM orders WHERE status = ?1",
+        ONE_PARAMETER,
+    ));
+    let server = HttpServer::start(Some(&sandbox.config()), &[], &[]);
+    let client = connect_http_with(
+        client_info(ProtocolVersion::V_2026_07_28),
+        &server.url("/mcp"),
+        None,
+        Some(ProtocolVersion::V_2026_07_28),
+    )
+    .await;
+    let mut filter = rmcp::model::SubscriptionFilter::new();
+    filter.tools_list_changed = Some(true);
+    let mut subscription = client
+        .peer()
+        .listen(filter)
+        .await
+        .expect("subscriptions/listen");
+    assert_eq!(subscription.acknowledged().tools_list_changed, Some(true));
+    rewrite(
+        &sandbox,
+        &orders_tool(
+            "SELECT count(*) AS n FROM orders WHERE status = ?1 AND total >= ?2",
+            TWO_PARAMETERS,
+        ),
+    );
+    let notification = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("a notification in time")
+        .expect("the stream is open")
+        .expect("a notification");
+    assert!(
+        matches!(
+            notification,
+            rmcp::model::ServerNotification::ToolListChangedNotification(_)
+        ),
+        "{notification:?}"
+    );
+    client.cancel().await.expect("close");
+}

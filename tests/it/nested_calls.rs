@@ -24,8 +24,10 @@ const SLOW: &str = "SELECT count(*) FROM generate_series(1, 3000000000)";
 
 #[derive(Deserialize, JsonSchema)]
 struct ParentArgs {
-    /// SQL the child runs.
-    sql: String,
+    /// The child tool (default sql_query).
+    tool: Option<String>,
+    /// SQL for sql_query.
+    sql: Option<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -58,8 +60,11 @@ impl Tool for Parent {
         params: &ParentArgs,
     ) -> Result<ParentOutput, ToolError> {
         let mut args = Map::new();
-        args.insert("sql".to_owned(), Value::from(params.sql.clone()));
-        let result = self.host.call(ctx, "sql_query", args).await?;
+        if let Some(sql) = &params.sql {
+            args.insert("sql".to_owned(), Value::from(sql.clone()));
+        }
+        let tool = params.tool.as_deref().unwrap_or("sql_query");
+        let result = self.host.call(ctx, tool, args).await?;
         let (structured, text) = result.into_content();
         Ok(ParentOutput {
             child: structured.unwrap_or(Value::from(text)),
@@ -85,13 +90,16 @@ fn registry(application: &str, extra: &str) -> Arc<Registry> {
     registry
 }
 
-/// Queries `application` is running on PostgreSQL right now.
+/// Backends running `application`'s slow query on PostgreSQL right now (parallel workers
+/// count too).
 async fn running_queries(application: &str) -> i64 {
     let mut conn = sqlx::PgConnection::connect(PG_SERVER)
         .await
         .expect("connect");
     sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' AND query LIKE '%generate_series%'",
+        // The query shows as its DECLARE, then as the FETCH that reads its rows.
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' \
+         AND (query LIKE '%generate_series%' OR query LIKE 'FETCH %')",
     )
     .bind(application)
     .fetch_one(&mut conn)
@@ -100,6 +108,7 @@ async fn running_queries(application: &str) -> i64 {
 }
 
 fn args(sql: &str) -> Option<Map<String, Value>> {
+    // The parent's child is sql_query unless the arguments name another tool.
     json!({ "sql": sql }).as_object().cloned()
 }
 
@@ -113,10 +122,15 @@ async fn cancelling_the_parent_stops_the_childs_query_on_the_database() {
         let invocation = Invocation::local(cancel.clone());
         tokio::spawn(async move { registry.call("nest_parent", args(SLOW), invocation).await })
     };
-    assert!(
-        eventually(20, || async { running_queries(&application).await == 1 }).await,
-        "the child's query runs on PostgreSQL"
-    );
+    let running = eventually(20, || async { running_queries(&application).await >= 1 }).await;
+    if !running {
+        cancel.cancel();
+        let result = call.await.expect("joins").expect("known tool");
+        panic!(
+            "the child's query never ran on PostgreSQL: {:?}",
+            result.into_content()
+        );
+    }
     cancel.cancel();
     let result = call.await.expect("joins").expect("known tool");
     let error = result.outcome.expect_err("cancelled");
@@ -171,4 +185,28 @@ async fn a_child_gets_no_more_time_than_its_parent_has_left() {
     let output = quick.outcome.expect("succeeds");
     assert_eq!(output.structured["child"]["rows"], json!([[42]]));
     assert_eq!(registry.metrics()["sql_query"].calls, 2);
+}
+
+#[tokio::test]
+async fn an_internal_tool_answers_a_nested_call_but_no_client() {
+    let application = format!("datamcp_nested_internal_{}", std::process::id());
+    let registry = registry(
+        &application,
+        "[[sql_tools]]\nname = \"answer\"\ndescription = \"The answer\"\nstatement = \"SELECT 42 AS answer\"\nwarehouse = \"pg\"\ninternal = true\n",
+    );
+    assert!(registry.get("answer").is_none(), "not listed");
+    let client = registry
+        .call("answer", None, Invocation::local(CancellationToken::new()))
+        .await;
+    assert!(client.is_err(), "a client cannot call it");
+    let nested = registry
+        .call(
+            "nest_parent",
+            json!({"tool": "answer"}).as_object().cloned(),
+            Invocation::local(CancellationToken::new()),
+        )
+        .await
+        .expect("known tool");
+    let output = nested.outcome.expect("succeeds");
+    assert_eq!(output.structured["child"]["rows"], json!([[42]]));
 }

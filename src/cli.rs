@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                         "datamcp {} serving MCP on stdio",
                         env!("CARGO_PKG_VERSION")
                     );
-                    server::stdio::serve(built.server)
+                    server::stdio::serve(built.server, shutdown_signal())
                         .await
                         .context("stdio transport failed")
                         .map(|()| ExitCode::SUCCESS)

@@ -47,7 +47,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is well-typed but unusable.
-    #[error("config file {path}, line {line}: {key}: {message}\nhint: {hint}")]
+    #[error("config file {path}{}: {key}: {message}\nhint: {hint}", at_line(*.line))]
     Invalid {
         /// The file.
         path: String,
@@ -60,6 +60,15 @@ pub enum ConfigError {
         /// What to do.
         hint: String,
     },
+}
+
+/// `, line N`, or nothing when the line is not known.
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(", line {line}")
+    }
 }
 
 /// The server's own keys of the config file. Tables refuse unknown keys; a top-level key that
@@ -206,8 +215,13 @@ impl Config {
     /// The settings of `newer` that differ from these and apply only after a restart: the
     /// endpoint, its tokens and limits, the tool filter, the policies and the folders.
     pub fn restart_needed_for(&self, newer: &Config) -> Vec<&'static str> {
+        /// The `[server]` table as written: its tokens are masked in `HttpSettings`' `Debug`.
+        #[derive(Deserialize, PartialEq)]
+        struct Server {
+            server: Option<toml::Value>,
+        }
         let mut changed = Vec::new();
-        if format!("{:?}", self.http) != format!("{:?}", newer.http) {
+        if self.source.decode::<Server>().ok() != newer.source.decode::<Server>().ok() {
             changed.push("[server]");
         }
         if format!("{:?}", self.filter) != format!("{:?}", newer.filter) {
@@ -436,6 +450,31 @@ mod tests {
                 .max_attempts,
             1
         );
+    }
+
+    #[test]
+    fn a_reload_names_the_settings_that_need_a_restart() {
+        let before = Config::parse(
+            "read_only = true\n[server]\nhttp = \"127.0.0.1:8080\"\n[[server.tokens]]\nname = \"ci\"\ntoken = \"0123456789abcdef0123456789abcdef\"\n",
+            "c.toml",
+        )
+        .expect("valid");
+        let token_changed = Config::parse(
+            "read_only = true\n[server]\nhttp = \"127.0.0.1:8080\"\n[[server.tokens]]\nname = \"ci\"\ntoken = \"fedcba9876543210fedcba9876543210\"\n",
+            "c.toml",
+        )
+        .expect("valid");
+        assert_eq!(before.restart_needed_for(&token_changed), ["[server]"]);
+        let filter_changed = Config::parse(
+            "read_only = false\n[server]\nhttp = \"127.0.0.1:8080\"\n[[server.tokens]]\nname = \"ci\"\ntoken = \"0123456789abcdef0123456789abcdef\"\n",
+            "c.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            before.restart_needed_for(&filter_changed),
+            ["read_only / enable_tools / disable_tools"]
+        );
+        assert!(before.restart_needed_for(&before).is_empty());
     }
 
     #[test]

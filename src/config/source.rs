@@ -68,6 +68,21 @@ impl ConfigSource {
             + 1
     }
 
+    /// The line of the first `field = "value"` in the file, which finds an entry of an array of
+    /// tables (`[[sql_tools]]`) by its name; 0 when there is none.
+    pub fn line_of_entry(&self, field: &str, value: &str) -> usize {
+        let quoted = [format!("\"{value}\""), format!("'{value}'")];
+        self.text
+            .lines()
+            .position(|line| {
+                line.trim_start()
+                    .strip_prefix(field)
+                    .and_then(|rest| rest.trim_start().strip_prefix('='))
+                    .is_some_and(|rest| quoted.iter().any(|q| rest.trim() == q))
+            })
+            .map_or(0, |index| index + 1)
+    }
+
     /// An unusable value at `line` (0 when unknown) of dotted key `key`.
     pub fn invalid(
         &self,

@@ -28,8 +28,12 @@ use super::jsonrpc::InFlight;
 /// The longest message accepted, in bytes.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
-/// Serves `server` on stdin/stdout until the client closes stdin or the process is told to stop.
-pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
+/// Serves `server` on stdin/stdout until the client closes stdin or `shutdown` resolves (the
+/// process is told to stop).
+pub async fn serve(
+    server: DataMcp,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), std::io::Error> {
     let transport = LineTransport::new(stdin(), stdout());
     let running = server
         .serve(transport)
@@ -39,8 +43,8 @@ pub async fn serve(server: DataMcp) -> Result<(), std::io::Error> {
         result = running.waiting() => {
             result.map_err(std::io::Error::other)?;
         }
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted, shutting down");
+        () = shutdown => {
+            tracing::info!("told to stop, shutting down");
         }
     }
     Ok(())

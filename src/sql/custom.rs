@@ -24,10 +24,11 @@ pub struct CustomSqlTool {
     dialect: Dialect,
 }
 
-/// Builds and checks the tool `file` describes; the error says what in the config is wrong.
+/// Builds and checks the tool `file` describes; the error says what in its definition is wrong.
 pub fn build(file: &SqlToolFile, warehouses: &Arc<Warehouses>) -> Result<Arc<dyn DynTool>, String> {
     let name = &file.name;
-    let context = |message: String| format!("sql_tools '{name}': {message}");
+    // The caller names the tool (`sql_tools.NAME`) in the error.
+    let context = |message: String| message;
     let warehouse = warehouses
         .get(file.warehouse.as_deref())
         .map_err(|e| context(e.to_string()))?;

@@ -147,7 +147,7 @@ impl Sql {
                 Ok(tool) if file.internal => registrations.push(Registration::internal(tool)),
                 Ok(tool) => registrations.push(Registration::listed(tool)),
                 Err(message) => problems.push(KindError::Config(source.invalid(
-                    0,
+                    source.line_of_entry("name", &file.name),
                     format!("sql_tools.{}", file.name),
                     message,
                     "fix the tool's definition in the config",

@@ -120,7 +120,7 @@ fn start_fails_with(config_text: &str, expected: &str) {
 fn a_write_or_a_miscounted_statement_in_the_config_stops_the_start() {
     start_fails_with(
         "[[sql_tools]]\nname = \"wipe\"\ndescription = \"x\"\nstatement = \"DELETE FROM orders\"\n",
-        "sql_tools 'wipe': the statement is refused: DELETE is not allowed",
+        "line 2: sql_tools.wipe: the statement is refused: DELETE is not allowed",
     );
     start_fails_with(
         "[[sql_tools]]\nname = \"count\"\ndescription = \"x\"\nstatement = \"SELECT count(*) FROM orders WHERE status = ?1\"\n",

@@ -5,9 +5,10 @@
 //! every tool uses: it validates the arguments against the schema generated from the tool's Rust
 //! types, wraps the call in the tool's [`tools::policy`] (timeout, cancellation, retry, cache,
 //! metrics) and turns the outcome into structured output plus a compact text rendering. The tool
-//! kinds themselves live in their own modules ([`sql`] for warehouses) and are listed in one
-//! place, [`kinds`]; what they share about results (columns, caps, renderings, output files) is
-//! [`table`]. [`config`] turns the TOML file into a validated [`config::Config`];
+//! kinds themselves live in their own modules ([`sql`] for warehouses), each plugged in through
+//! the contract in [`tools::kind`] and listed in one place, [`kinds`]; what they share about results (columns, caps, renderings, output files) is
+//! [`table`]. [`config`] turns the server's part of the TOML file into a validated
+//! [`config::Config`] (each kind decodes its own part);
 //! [`prompts`] serves the Markdown prompt library; [`cli`] is the command line.
 //!
 //! See `ARCHITECTURE.md` for the code map and the invariants each module keeps.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-/// Edits arrive as several events (truncate, write, rename); this much quiet ends one edit.
-const SETTLE: Duration = Duration::from_millis(30);
+/// One save can end in more than one event (a rename and a close, say); this much quiet ends it.
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// Changes to one config file.
 pub struct ConfigWatch {
@@ -62,7 +62,7 @@ fn watch_file(
     let name = file.file_name().map(|n| n.to_owned());
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
-        if event.kind.is_access() {
+        if !completes_an_edit(&event.kind) {
             return;
         }
         if event
@@ -76,6 +76,20 @@ fn watch_file(
     })?;
     watcher.watch(&folder, RecursiveMode::NonRecursive)?;
     Ok(watcher)
+}
+
+/// Whether `kind` ends an edit: a file renamed into place or created, or closed after writing.
+/// Writes in place (truncate, then data) come before their close: reading then would see half a
+/// file.
+fn completes_an_edit(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Modify(ModifyKind::Name(_))
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    )
 }
 
 async fn forward_sighup(sender: mpsc::Sender<()>) {

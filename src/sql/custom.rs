@@ -24,36 +24,31 @@ pub struct CustomSqlTool {
     dialect: Dialect,
 }
 
-/// Builds and checks the tool `file` describes; the error says what in its definition is wrong.
+/// Builds and checks the tool `file` describes; the error says what in its definition is wrong
+/// (the caller names the tool).
 pub fn build(file: &SqlToolFile, warehouses: &Arc<Warehouses>) -> Result<Arc<dyn DynTool>, String> {
-    let name = &file.name;
-    // The caller names the tool (`sql_tools.NAME`) in the error.
-    let context = |message: String| message;
     let warehouse = warehouses
         .get(file.warehouse.as_deref())
-        .map_err(|e| context(e.to_string()))?;
+        .map_err(|e| e.to_string())?;
     let dialect = warehouse.dialect();
 
     for identifier in &file.identifiers {
         if identifier.allowed.is_empty() {
-            return Err(context(format!(
-                "identifier '{}' allows nothing",
-                identifier.name
-            )));
+            return Err(format!("identifier '{}' allows nothing", identifier.name));
         }
         if let Some(default) = &identifier.default
             && !identifier.allowed.contains(default)
         {
-            return Err(context(format!(
+            return Err(format!(
                 "the default of identifier '{}' is not allowed",
                 identifier.name
-            )));
+            ));
         }
         if !file.statement.contains(&format!("{{{}}}", identifier.name)) {
-            return Err(context(format!(
+            return Err(format!(
                 "identifier '{}' is not used as {{{}}} in the statement",
                 identifier.name, identifier.name
-            )));
+            ));
         }
     }
     // Every identifier choice must give a statement the guard allows.
@@ -80,28 +75,26 @@ pub fn build(file: &SqlToolFile, warehouses: &Arc<Warehouses>) -> Result<Arc<dyn
                 .iter()
                 .any(|i| statement.contains(&format!("{{{}}}", i.name)))
         {
-            return Err(context(
-                "the statement has an unfilled identifier".to_owned(),
-            ));
+            return Err("the statement has an unfilled identifier".to_owned());
         }
         let checked = guard::check_with(&statement, dialect, warehouse.guard_settings())
-            .map_err(|e| context(format!("the statement is refused: {e}")))?;
+            .map_err(|e| format!("the statement is refused: {e}"))?;
         let placeholders = guard::placeholder_count(checked.text(), dialect).unwrap_or(0);
         if placeholders != file.parameters.len() {
-            return Err(context(format!(
+            return Err(format!(
                 "the statement has {placeholders} placeholder(s) but {} parameter(s) are declared",
                 file.parameters.len()
-            )));
+            ));
         }
     }
     for parameter in &file.parameters {
         if let Some(default) = &parameter.default
             && !fits(parameter.kind, default)
         {
-            return Err(context(format!(
+            return Err(format!(
                 "the default of '{}' is not a {:?}",
                 parameter.name, parameter.kind
-            )));
+            ));
         }
     }
 

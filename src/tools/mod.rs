@@ -2,9 +2,11 @@
 //!
 //! A tool kind implements [`Tool`] with typed `Params` and `Output`; their JSON Schemas are
 //! generated from the Rust types with schemars, never written by hand. [`typed`] erases the types
-//! into a [`DynTool`], the same shape that tools created at run time (from config or workflow
-//! files) take, and the [`Registry`] holds them by name. Every call goes through
-//! [`Registry::call`]: schema validation, then the tool's [`policy`], then the tool.
+//! into a [`DynTool`]; [`runtime`] does the same for tools created at run time (from config or
+//! workflow files), whose input schema comes from their definition. The [`Registry`] holds them
+//! by name, live; a kind reaches it through [`kind::KindHost`]. Every call goes through
+//! [`Registry::call`] or [`Registry::call_internal`]: schema validation, then the tool's
+//! [`policy`], then the tool, then the [`audit`] line.
 //!
 //! This module knows no concrete tool kind and no MCP wire type: kinds depend on it, never the
 //! other way round, and `server/` translates between it and the protocol.

@@ -234,7 +234,9 @@ impl Warehouse {
         limits: ReadLimits,
         ctx: &CallContext,
     ) -> Result<QueryRows, ToolError> {
-        let guarded = guard::check(sql, self.dialect())
+        // The warehouse's own settings: `sql_explain` wraps a client's query, which may call a
+        // function only this warehouse's `allow_functions` admits.
+        let guarded = guard::check_with(sql, self.dialect(), self.guard_settings())
             .map_err(|e| ToolError::Internal(format!("datamcp's own query was refused: {e}")))?;
         self.query(&guarded, params, limits, ctx).await
     }

@@ -207,9 +207,7 @@ impl KindHost {
 
     fn registry(&self) -> Result<Arc<Registry>, RegistryError> {
         // Only a server being torn down has dropped its registry.
-        self.registry
-            .upgrade()
-            .ok_or_else(|| RegistryError::UnknownTool("(the server is stopping)".to_owned()))
+        self.registry.upgrade().ok_or(RegistryError::Stopped)
     }
 
     /// Adds a tool this kind owns.

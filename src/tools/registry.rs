@@ -54,6 +54,9 @@ pub enum RegistryError {
         /// What is wrong.
         reason: String,
     },
+    /// The server is shutting down and its registry is gone.
+    #[error("the server is stopping")]
+    Stopped,
     /// The config names tools that do not exist.
     #[error("the config sets a policy for unknown tool(s) {names:?}; known tools: {known:?}")]
     UnknownPolicyTarget {

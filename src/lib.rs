@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod expr;
 pub mod kinds;
 pub mod prompts;
 pub mod server;

@@ -414,30 +414,31 @@ const CONVERT_HINT: &str = "CEL does not convert types implicitly, not even int 
      convert with int(), uint(), double() or string(), or write 2.0 for a double";
 
 fn parse_error(text: &str, errors: &cel::ParseErrors) -> ExprError {
-    let first = errors.errors.first();
-    let position = first.and_then(|e| {
+    // The crate's positions are 1-based; 0 means none. Its syntax errors are the useful ones:
+    // put them before the follow-up errors of its AST builder ("Incomplete ExprContext").
+    let position = |e: &cel::ParseError| {
         let line = usize::try_from(e.pos.0).ok().filter(|l| *l > 0)?;
-        let column = usize::try_from(e.pos.1).ok()?;
-        Some((line, column + 1))
-    });
-    let messages: Vec<String> = errors
-        .errors
+        let column = usize::try_from(e.pos.1).ok().filter(|c| *c > 0)?;
+        Some((line, column))
+    };
+    let mut sorted: Vec<&cel::ParseError> = errors.errors.iter().collect();
+    sorted.sort_by_key(|e| !e.msg.starts_with("Syntax error"));
+    let message = sorted
         .iter()
         .take(3)
-        .map(|e| e.msg.clone())
-        .collect();
-    let mut message = messages.join("; ");
-    if let Some((line, column)) = position {
-        message = if text.contains('\n') {
-            format!("{message} (line {line}, column {column})")
-        } else {
-            format!("{message} (at column {column})")
-        };
-    }
+        .map(|e| match position(e) {
+            Some((line, column)) if text.contains('\n') => {
+                format!("{} (line {line}, column {column})", e.msg)
+            }
+            Some((_, column)) => format!("{} (at column {column})", e.msg),
+            None => e.msg.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
     ExprError::Parse {
         expr: text.to_owned(),
         message,
-        position,
+        position: sorted.first().and_then(|e| position(e)),
     }
 }
 

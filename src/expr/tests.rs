@@ -263,7 +263,15 @@ fn compile_errors_quote_the_text_and_the_position() {
     assert!(position.is_some(), "{error:?}");
     let text = error.to_string();
     assert!(text.starts_with("cannot parse `inputs.n >`: "), "{text}");
-    assert!(text.contains("column"), "{text}");
+    assert!(text.ends_with("(at column 11)"), "{text}");
+    assert_eq!(position, &Some((1, 11)));
+    // The parser's own follow-up errors come after the syntax error.
+    let text = Expr::compile("a + ?").unwrap_err().to_string();
+    assert!(
+        text.starts_with("cannot parse `a + ?`: Syntax error: mismatched input '?'"),
+        "{text}"
+    );
+    assert!(text.contains("(at column 5)"), "{text}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::watch::ConfigWatch;
+use crate::config::watch::FileWatch;
 use crate::config::{Config, HttpSettings};
 use crate::kinds::Kinds;
 use crate::prompts::PromptLibrary;
@@ -93,6 +93,14 @@ enum Command {
         #[arg(long, env = "DATAMCP_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Validate, run or draw workflow files.
+    Workflow {
+        #[command(subcommand)]
+        action: WorkflowAction,
+        /// Config file (TOML): the tools the workflows may call.
+        #[arg(long, env = "DATAMCP_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Check SQL with the read-only guard the server uses: prints `allowed` or `refused: …`.
     CheckSql {
         /// SQL dialect.
@@ -100,6 +108,32 @@ enum Command {
         dialect: Dialect,
         /// The SQL; read from stdin when absent.
         sql: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WorkflowAction {
+    /// Check workflow files: prints each valid workflow, or every problem (exit 1).
+    Validate {
+        /// Workflow files (YAML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run one workflow file and print its report as JSON; progress goes to stderr.
+    Run {
+        /// The workflow file (YAML).
+        file: PathBuf,
+        /// Inputs as a JSON object, e.g. '{"countries": ["US"]}'.
+        #[arg(default_value = "{}")]
+        inputs: String,
+    },
+    /// Draw a workflow's steps and needs as a Mermaid flowchart (or Graphviz with --dot).
+    Graph {
+        /// The workflow file (YAML).
+        file: PathBuf,
+        /// Graphviz DOT instead of Mermaid.
+        #[arg(long)]
+        dot: bool,
     },
 }
 
@@ -262,6 +296,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Workflow { action, config } => workflow(action, config.as_deref()).await,
         Command::CheckSql { dialect, sql } => {
             let sql = match sql {
                 Some(sql) => sql,
@@ -300,6 +335,104 @@ async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// `datamcp workflow …`: the files are validated against the tools the config serves.
+async fn workflow(action: WorkflowAction, config: Option<&Path>) -> Result<ExitCode> {
+    use crate::workflow::{graph, plan_files};
+    let built = build(config)?;
+    let host = crate::tools::kind::KindHost::new(
+        "workflow-cli",
+        built.server.registry(),
+        Arc::new(built.config.workspace.clone()),
+    );
+    let files = match &action {
+        WorkflowAction::Validate { files } => files.clone(),
+        WorkflowAction::Run { file, .. } | WorkflowAction::Graph { file, .. } => vec![file.clone()],
+    };
+    let plans = match plan_files(&files, &host) {
+        Ok(plans) => plans,
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            eprintln!("{} problem(s); nothing was run", problems.len());
+            built.kinds.shutdown().await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let code = match action {
+        WorkflowAction::Validate { .. } => {
+            let mut out = String::new();
+            for plan in &plans {
+                out.push_str(&format!(
+                    "ok: {} ({} steps, {} levels)\n",
+                    plan.name,
+                    plan.steps.len(),
+                    plan.levels().len()
+                ));
+            }
+            print(&out)?;
+            ExitCode::SUCCESS
+        }
+        WorkflowAction::Graph { dot, .. } => {
+            for plan in &plans {
+                print(&if dot {
+                    graph::dot(plan)
+                } else {
+                    graph::mermaid(plan)
+                })?;
+            }
+            ExitCode::SUCCESS
+        }
+        WorkflowAction::Run { inputs, .. } => {
+            let inputs: Value = serde_json::from_str(&inputs)
+                .context("the inputs are not valid JSON; pass a JSON object like '{\"n\": 3}'")?;
+            let Value::Object(inputs) = inputs else {
+                anyhow::bail!("the inputs must be a JSON object");
+            };
+            let Some(plan) = plans.into_iter().next() else {
+                anyhow::bail!("no workflow in the file");
+            };
+            crate::tools::schema::ArgumentValidator::compile(&plan.input_schema)
+                .and_then(|v| v.check(&Value::Object(inputs.clone())))
+                .map_err(|message| {
+                    anyhow::anyhow!("the inputs do not fit the workflow: {message}")
+                })?;
+            let runner = crate::workflow::tools::Runner {
+                host,
+                history: Arc::new(crate::workflow::history::History::new(1)),
+            };
+            // Longer than the run's own deadline, so the run ends before the wait does.
+            let ctx = crate::tools::CallContext::new(
+                "cli".to_owned(),
+                plan.timeout + std::time::Duration::from_secs(5),
+                CancellationToken::new(),
+                Some(Arc::new(StderrProgress)),
+            );
+            let timeout = plan.timeout;
+            let report = runner.run(Arc::new(plan), inputs, &ctx, timeout).await;
+            print(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+            if report.status == crate::workflow::run::RunStatus::Succeeded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    };
+    built.kinds.shutdown().await;
+    Ok(code)
+}
+
+/// Progress of `workflow run`, one line per step on stderr.
+struct StderrProgress;
+
+impl crate::tools::context::ProgressSink for StderrProgress {
+    fn report(&self, _progress: f64, _total: Option<f64>, message: Option<String>) {
+        if let Some(message) = message {
+            eprintln!("{message}");
+        }
+    }
+}
+
 /// A built server: the MCP handler, the started kinds, and the config they came from.
 pub struct Built {
     /// The MCP handler.
@@ -334,7 +467,7 @@ fn build_from(config: Config) -> Result<Built> {
 /// not check out changes nothing: the last good version keeps serving, and every problem is
 /// logged. Settings that only a restart applies are named in the log.
 async fn reload_on_change(path: PathBuf, mut current: Config, kinds: Arc<Kinds>) {
-    let mut watch = ConfigWatch::new(&path);
+    let mut watch = FileWatch::config(&path);
     while watch.changed().await.is_some() {
         let started = std::time::Instant::now();
         let newer = match Config::load(Some(&path)) {
@@ -441,6 +574,11 @@ pub fn schema_documents(registry: &Registry) -> Vec<(String, Value)> {
     documents.push((
         "config.schema.json".to_owned(),
         crate::config::config_schema(),
+    ));
+    // For editors: completion and checks while writing a workflow file.
+    documents.push((
+        "workflow.schema.json".to_owned(),
+        crate::tools::schema::schema_of::<crate::workflow::file::WorkflowFile>(),
     ));
     documents
 }

@@ -14,13 +14,17 @@ use crate::tools::policy::Policy;
 use crate::tools::registry::RegistryError;
 
 /// Every tool kind datamcp offers.
-pub const KINDS: &[KindEntry] = &[kind::<crate::sql::Sql>()];
+pub const KINDS: &[KindEntry] = &[
+    kind::<crate::sql::Sql>(),
+    // After the kinds whose tools workflows call, so validation finds them.
+    kind::<crate::workflow::Workflows>(),
+];
 
 /// Why the server could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A kind could not start.
-    #[error("{kind} tools: {source}")]
+    /// A kind could not start. (The reason is the error's source, which `{:#}` prints.)
+    #[error("{kind} tools")]
     Kind {
         /// The kind.
         kind: &'static str,

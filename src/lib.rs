@@ -22,3 +22,4 @@ pub mod server;
 pub mod sql;
 pub mod table;
 pub mod tools;
+pub mod workflow;

@@ -41,6 +41,16 @@ impl ConfigSource {
         ConfigSource::new("", "(no config file)", None)
     }
 
+    /// Whether there is no file at all (the built-in configuration).
+    pub fn is_none(&self) -> bool {
+        self.base.is_none() && self.text.is_empty() && &*self.origin == "(no config file)"
+    }
+
+    /// The file's folder, when the config came from a file.
+    pub fn folder(&self) -> Option<&Path> {
+        self.base.as_deref()
+    }
+
     /// The file, for errors.
     pub fn origin(&self) -> &str {
         &self.origin

@@ -75,6 +75,14 @@ pub enum KindError {
     /// The registry refused one of its tools.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The kind's own files (e.g. workflow files) are unusable; every problem is listed.
+    #[error("{what}:\n  - {}", .problems.join("\n  - "))]
+    Problems {
+        /// What was being loaded.
+        what: String,
+        /// Each problem, with where it is.
+        problems: Vec<String>,
+    },
     /// Several problems at once (a reload reports every one it found).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<KindError>),
@@ -262,6 +270,33 @@ impl KindHost {
         if let Ok(registry) = self.registry() {
             registry.register_gauges(source);
         }
+    }
+
+    /// A registered tool, listed or internal, by name.
+    pub fn tool(&self, name: &str) -> Option<Arc<super::registry::RegisteredTool>> {
+        self.registry().ok()?.get_any(name)
+    }
+
+    /// Whether the server refuses every tool that can write.
+    pub fn read_only(&self) -> bool {
+        self.registry().map_or(true, |r| r.is_read_only())
+    }
+
+    /// Calls any registered tool with an invocation the caller built (a workflow run that
+    /// outlives the call that started it, a step with its own deadline).
+    pub async fn call_with(
+        &self,
+        name: &str,
+        args: Map<String, Value>,
+        invocation: super::context::Invocation,
+    ) -> Result<ToolResult, ToolError> {
+        let registry = self
+            .registry()
+            .map_err(|e| ToolError::Internal(e.to_string()))?;
+        registry
+            .call_internal(name, Some(args), invocation)
+            .await
+            .map_err(|e| ToolError::InvalidArguments(e.to_string()))
     }
 
     /// Calls any registered tool, listed or internal, on behalf of the running call `parent`:

@@ -189,6 +189,11 @@ impl RegisteredTool {
         self.listed
     }
 
+    /// Whether read-only mode refuses it on every route.
+    pub fn is_refused_read_only(&self) -> bool {
+        self.read_only_refused
+    }
+
     /// Whom the kind registered it for.
     pub fn visibility(&self) -> Visibility {
         self.visibility
@@ -521,6 +526,16 @@ impl Registry {
     /// A tool clients see, by name.
     pub fn get(&self, name: &str) -> Option<Arc<RegisteredTool>> {
         self.find(name, Route::Client)
+    }
+
+    /// Any registered tool, listed or not, by name.
+    pub fn get_any(&self, name: &str) -> Option<Arc<RegisteredTool>> {
+        self.find(name, Route::Internal)
+    }
+
+    /// Whether the server refuses every tool that can write.
+    pub fn is_read_only(&self) -> bool {
+        self.filter.read_only
     }
 
     /// The current version of a tool the route may call.

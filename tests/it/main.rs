@@ -25,3 +25,5 @@ mod policies;
 mod postgres;
 mod protocol;
 mod stdio;
+mod workflow_mcp;
+mod workflows;

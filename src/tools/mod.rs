@@ -112,6 +112,12 @@ pub trait Tool: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Whether the result cache may keep this output. Defaults to yes; an answer that is only
+    /// interim (a run still going) says no.
+    fn cacheable(&self, _output: &Self::Output) -> bool {
+        true
+    }
+
     /// The structured content. Defaults to serializing `output`; a tool whose output already
     /// holds JSON values can move them instead of copying.
     fn structured_content(&self, output: Self::Output) -> Result<Value, serde_json::Error> {
@@ -206,6 +212,7 @@ impl<T: Tool> DynTool for Typed<T> {
             let output = self.tool.invoke(ctx, &params).await?;
             let text = self.tool.render_text(&params, &output);
             let links = self.tool.links(&output);
+            let cacheable = self.tool.cacheable(&output);
             let structured = self
                 .tool
                 .structured_content(output)
@@ -214,6 +221,7 @@ impl<T: Tool> DynTool for Typed<T> {
                 structured,
                 text,
                 links,
+                cacheable,
             })
         })
     }

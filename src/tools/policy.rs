@@ -220,7 +220,9 @@ impl PolicyRunner {
         work_cancel.cancel();
 
         let tool_warnings = ctx.take_warnings();
-        if let (Ok(output), Some(cache), Some(key)) = (&outcome, &self.cache, cache_key) {
+        if let (Ok(output), Some(cache), Some(key)) = (&outcome, &self.cache, cache_key)
+            && output.cacheable
+        {
             let cached = CachedOutput {
                 output: output.clone(),
                 records: ctx.records(),

@@ -79,6 +79,9 @@ pub struct ToolOutput {
     pub text: String,
     /// Resources the result points to (e.g. a file it wrote), sent as resource links.
     pub links: Vec<super::resources::ResourceInfo>,
+    /// Whether the result cache may keep it (an idempotent tool's interim answer, such as a
+    /// run still going, may not).
+    pub cacheable: bool,
 }
 
 impl ToolOutput {

@@ -70,12 +70,13 @@ impl History {
         }
     }
 
-    /// The run `run_id` if `owner` started it: its report, or `None` inside while it runs.
-    pub fn get(&self, run_id: &str, owner: &Principal) -> Option<Option<RunReport>> {
+    /// The run `run_id` if `owner` started it: its workflow, and its report (`None` while it
+    /// runs).
+    pub fn get(&self, run_id: &str, owner: &Principal) -> Option<(String, Option<RunReport>)> {
         self.runs()
             .iter()
             .find(|e| e.run_id == run_id && e.owner == *owner)
-            .map(|e| e.report.clone())
+            .map(|e| (e.workflow.clone(), e.report.clone()))
     }
 
     /// A line per run of `owner`, newest first.
@@ -143,9 +144,11 @@ impl ResourceProvider for RunResources {
             let value = match rest.strip_prefix('/') {
                 None if rest.is_empty() => self.0.list(&invocation.principal),
                 Some(run_id) => match self.0.get(run_id, &invocation.principal) {
-                    Some(Some(report)) => serde_json::to_value(report)
+                    Some((_, Some(report))) => serde_json::to_value(report)
                         .map_err(|e| ToolError::Internal(e.to_string()))?,
-                    Some(None) => json!({"run_id": run_id, "status": "running"}),
+                    Some((workflow, None)) => {
+                        json!({"run_id": run_id, "workflow": workflow, "status": "running"})
+                    }
                     None => {
                         return Err(ToolError::InvalidArguments(format!(
                             "no run '{run_id}' of yours in the history; read {RUNS_URI} for your runs"

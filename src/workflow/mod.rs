@@ -311,26 +311,14 @@ impl Kind for Workflows {
 
     fn reload(&self, file: WorkflowsFile, source: &ConfigSource) -> Result<Reloaded, KindError> {
         let sources = Sources::of(&file, source)?;
-        let changed = {
-            let mut current = self.inner.sources.lock().unwrap_or_else(|p| p.into_inner());
-            let changed = *current != sources;
-            *current = sources;
-            changed
-        };
-        if changed {
-            let plans = load(
-                &self
-                    .inner
-                    .sources
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-                &self.inner.host,
-            )
-            .map_err(|p| problems_error(&p))?;
-            self.inner.install(plans)?;
-            self.inner.watch();
+        if *self.inner.sources.lock().unwrap_or_else(|p| p.into_inner()) == sources {
+            return Ok(Reloaded::default());
         }
+        // Nothing changes, the watched folders included, unless the new sources load.
+        let plans = load(&sources, &self.inner.host).map_err(|p| problems_error(&p))?;
+        self.inner.install(plans)?;
+        *self.inner.sources.lock().unwrap_or_else(|p| p.into_inner()) = sources;
+        self.inner.watch();
         Ok(Reloaded::default())
     }
 

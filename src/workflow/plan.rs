@@ -481,6 +481,8 @@ fn plan_one(
                               refs: Vec<crate::expr::Reference>,
                               allow_output: bool,
                               report: &mut dyn FnMut(String, String)| {
+            // `item` and `index` exist only while an item's args are rendered.
+            let item_exists = in_for_each && field == "args";
             for reference in refs {
                 match reference.root.as_str() {
                     "inputs" => {
@@ -514,10 +516,10 @@ fn plan_one(
                             }
                         },
                     },
-                    "item" | "index" if in_for_each => {}
+                    "item" | "index" if item_exists => {}
                     "item" | "index" => report(
                         at(field),
-                        "item and index exist only in a for_each step".into(),
+                        "item and index exist only in the args of a for_each step".into(),
                     ),
                     "previous" if previous.is_some() => {}
                     "previous" => report(
@@ -550,22 +552,12 @@ fn plan_one(
         };
         let condition = compile_expr("if", &step.condition, &mut report);
         if let Some(expr) = &condition {
-            let refs = expr.references();
-            // `if` is judged once, before any item.
-            let refs = refs
-                .into_iter()
-                .filter(|r| !(in_for_each && (r.root == "item" || r.root == "index")))
-                .collect::<Vec<_>>();
-            check_refs("if", refs, false, &mut report);
+            // Judged once, before any item.
+            check_refs("if", expr.references(), false, &mut report);
         }
         let for_each = compile_expr("for_each", &step.for_each, &mut report);
         if let Some(expr) = &for_each {
-            let refs: Vec<_> = expr
-                .references()
-                .into_iter()
-                .filter(|r| r.root != "item" && r.root != "index")
-                .collect();
-            check_refs("for_each", refs, false, &mut report);
+            check_refs("for_each", expr.references(), false, &mut report);
         }
         let args = match Template::compile_at(&Value::Object(step.args.clone()), "args") {
             Ok(template) => {

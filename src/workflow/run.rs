@@ -709,11 +709,15 @@ async fn call_with_retry(
             && step.retry.on.iter().any(|k| k == kind)
             && !stop.is_cancelled();
         if !retry {
-            let kind = if stop.is_cancelled() && matches!(error, ToolError::Cancelled) {
-                "cancelled"
-            } else {
-                kind
-            };
+            // Cancelled by the run itself (a failed step, the deadline, the caller), not by a
+            // client of this step.
+            if stop.is_cancelled() && matches!(error, ToolError::Cancelled) {
+                return Err((
+                    "cancelled: the run stopped".to_owned(),
+                    "cancelled".to_owned(),
+                    attempt,
+                ));
+            }
             return Err((error.to_string(), kind.to_owned(), attempt));
         }
         let pause = step
@@ -761,7 +765,7 @@ fn totals(plan: &Plan, steps: &[StepReport], wall: Duration) -> Totals {
             succeeded as f64 / executed as f64
         },
         wall_ms: millis(wall),
-        critical_path_ms: finish.iter().copied().fold(0.0, f64::max),
+        critical_path_ms: (finish.iter().copied().fold(0.0, f64::max) * 1000.0).round() / 1000.0,
     }
 }
 

@@ -224,6 +224,11 @@ impl Tool for WorkflowTool {
     fn render_text(&self, _args: &Map<String, Value>, report: &RunReport) -> String {
         render(report)
     }
+
+    /// A run still going is not the answer; the next call must start or find the real one.
+    fn cacheable(&self, report: &RunReport) -> bool {
+        report.status == RunStatus::Succeeded
+    }
 }
 
 /// The text a model reads: the output, then one line of figures.
@@ -455,11 +460,11 @@ impl Tool for RunStatusTool {
                         params.run_id
                     )));
                 }
-                Some(Some(report)) => return outcome(report),
-                Some(None) if Instant::now() >= until => {
+                Some((_, Some(report))) => return outcome(report),
+                Some((workflow, None)) if Instant::now() >= until => {
                     return Ok(RunReport {
                         run_id: params.run_id.clone(),
-                        workflow: String::new(),
+                        workflow,
                         status: RunStatus::Running,
                         output: Value::Null,
                         failed_step: None,
@@ -468,7 +473,7 @@ impl Tool for RunStatusTool {
                         totals: Totals::default(),
                     });
                 }
-                Some(None) => {
+                Some((_, None)) => {
                     tokio::select! {
                         () = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
                         () = tokio::time::sleep(Duration::from_millis(50)) => {}

@@ -221,46 +221,62 @@ async fn the_database_side_layer_alone_refuses_all_but_the_documented_holes() {
     let pg_url = format!("{PG}?options=-c%20search_path%3D{schema}");
     let my_url = format!("{MY}/{database}");
 
+    let expected_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/database_side_holes.txt");
+    let known_holes: BTreeSet<String> = std::fs::read_to_string(&expected_path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     let mut accepted = BTreeSet::new();
     let mut refusals = Vec::new();
     for case in corpus().into_iter().filter(|c| !c.allow && c.probe) {
-        remove_probe_files();
-        let sql = with_own_files(&case.sql);
-        let accepted_here = match case.dialect {
-            Dialect::Sqlite => {
-                reset_sqlite(&sqlite);
-                let warehouses = warehouses(&format!("sqlite://{}", sqlite.display()));
-                let before = std::fs::read(&sqlite).expect("read");
-                let ok = database_accepts(&warehouses, &sql, case.dialect).await;
-                let changed = std::fs::read(&sqlite).expect("read") != before
-                    || ["attached.db", "vacuum.db", "writefile"]
-                        .iter()
-                        .any(|name| Path::new(&probe_file(name)).exists());
-                assert!(
-                    !changed,
-                    "SQLite's session layer let {:?} change something",
-                    case.sql
-                );
-                ok
-            }
-            // A fresh pool per case, closed afterwards: a statement that slipped through may
-            // leave session state (table locks, handlers) that would block the next reset.
-            Dialect::Postgres => {
-                reset_postgres(&schema).await;
-                let pg = warehouses(&pg_url);
-                let ok = database_accepts(&pg, &sql, case.dialect).await;
-                pg.close().await;
-                ok
-            }
-            Dialect::Mysql => {
-                reset_mysql(&database).await;
-                let my = warehouses(&my_url);
-                let ok = database_accepts(&my, &sql, case.dialect).await;
-                my.close().await;
-                ok
+        let line = format!("{}: {}", case.dialect.name(), case.sql);
+        // A known hole refused once may have met another test's lock (the account tests
+        // create MariaDB users at the same time): it must be refused three times running.
+        let mut attempts = 0;
+        let accepted_here = loop {
+            attempts += 1;
+            remove_probe_files();
+            let sql = with_own_files(&case.sql);
+            let outcome = match case.dialect {
+                Dialect::Sqlite => {
+                    reset_sqlite(&sqlite);
+                    let warehouses = warehouses(&format!("sqlite://{}", sqlite.display()));
+                    let before = std::fs::read(&sqlite).expect("read");
+                    let ok = database_accepts(&warehouses, &sql, case.dialect).await;
+                    let changed = std::fs::read(&sqlite).expect("read") != before
+                        || ["attached.db", "vacuum.db", "writefile"]
+                            .iter()
+                            .any(|name| Path::new(&probe_file(name)).exists());
+                    assert!(
+                        !changed,
+                        "SQLite's session layer let {:?} change something",
+                        case.sql
+                    );
+                    ok
+                }
+                // A fresh pool per case, closed afterwards: a statement that slipped through may
+                // leave session state (table locks, handlers) that would block the next reset.
+                Dialect::Postgres => {
+                    reset_postgres(&schema).await;
+                    let pg = warehouses(&pg_url);
+                    let ok = database_accepts(&pg, &sql, case.dialect).await;
+                    pg.close().await;
+                    ok
+                }
+                Dialect::Mysql => {
+                    reset_mysql(&database).await;
+                    let my = warehouses(&my_url);
+                    let ok = database_accepts(&my, &sql, case.dialect).await;
+                    my.close().await;
+                    ok
+                }
+            };
+            if outcome.is_ok() || !known_holes.contains(&line) || attempts == 3 {
+                break outcome;
             }
         };
-        let line = format!("{}: {}", case.dialect.name(), case.sql);
         match accepted_here {
             Ok(()) => {
                 accepted.insert(line);
@@ -284,8 +300,6 @@ async fn the_database_side_layer_alone_refuses_all_but_the_documented_holes() {
     .await
     .expect("cleanup");
 
-    let expected_path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/database_side_holes.txt");
     if std::env::var_os("DATAMCP_RECORD_HOLES").is_some() {
         let text: String = accepted.iter().map(|l| format!("{l}\n")).collect();
         std::fs::write(&expected_path, text).expect("record");

@@ -499,6 +499,8 @@ async fn validation_lists_every_problem_at_once() {
             {"id": "f", "tool": "sql_query", "args": {"sql": "${{ steps.a.output }}"}},
             {"id": "g", "tool": "writer"},
             {"id": "h", "tool": "sql_query", "args": {"query": "SELECT 1"}},
+            {"id": "i", "tool": "sql_query", "for_each": "[1, 2]", "if": "item > 1",
+             "args": {"sql": "SELECT ?1 AS n", "params": ["${{ item }}"]}},
         ]}),
     )
     .await;
@@ -515,6 +517,7 @@ async fn validation_lists_every_problem_at_once() {
         "steps.g.tool: 'writer' can write and this server is read-only",
         "'query' was unexpected",
         "\"sql\" is a required property",
+        "steps.i.if: item and index exist only in the args of a for_each step",
     ] {
         assert!(message.contains(expected), "{expected:?} in:\n{message}");
     }

@@ -72,6 +72,10 @@ enum Command {
         /// Config file (TOML).
         #[arg(long, env = "DATAMCP_CONFIG")]
         config: Option<PathBuf>,
+        /// Show what each listed tool costs the model: bytes and estimated tokens of its name,
+        /// description and input schema, and of its output schema, with the totals.
+        #[arg(long)]
+        tokens: bool,
     },
     /// Write each tool's schemas and annotations, and the config schema, as JSON files.
     Schemas {
@@ -236,7 +240,15 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             built.kinds.shutdown().await;
             served
         }
-        Command::Tools { config } => {
+        Command::Tools {
+            config,
+            tokens: true,
+        } => {
+            let server = build(config.as_deref())?.server;
+            print(&context_cost(server.registry()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tools { config, .. } => {
             let server = build(config.as_deref())?.server;
             let mut out = String::new();
             for entry in server.registry().list() {
@@ -288,7 +300,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             built.kinds.shutdown().await;
             let result = result?;
             let failed = result.is_error();
-            let response = server::call_tool_result(result);
+            let response = server::call_tool_result(result, built.config.result_text);
             print(&format!("{}\n", serde_json::to_string_pretty(&response)?))?;
             Ok(if failed {
                 ExitCode::FAILURE
@@ -454,7 +466,8 @@ fn build_from(config: Config) -> Result<Built> {
         crate::kinds::start(&config).context("cannot build the tool registry")?;
     let prompts =
         PromptLibrary::load(config.prompts_dir.as_deref()).context("cannot load prompts")?;
-    let server = DataMcp::new(registry, Arc::new(prompts), &kinds.instructions());
+    let server = DataMcp::new(registry, Arc::new(prompts), &kinds.instructions())
+        .with_result_text(config.result_text);
     Ok(Built {
         server,
         kinds: Arc::new(kinds),
@@ -558,13 +571,58 @@ async fn shutdown_signal() {
     }
 }
 
+/// Tokens are estimated at four bytes each, the usual rate for JSON and English text.
+const BYTES_PER_TOKEN: usize = 4;
+
+/// What the listed tools cost a model's context: per tool, the bytes (and estimated tokens) of
+/// what it reads (name, description, input schema) and of the output schema; the totals and
+/// the size of the whole `tools/list` answer.
+pub fn context_cost(registry: &Registry) -> String {
+    let mut out = format!(
+        "{:<24} {:>12} {:>8} {:>13} {:>8}\n",
+        "tool", "model bytes", "tokens", "output bytes", "tokens"
+    );
+    let (mut model_total, mut output_total) = (0, 0);
+    let mut descriptors = Vec::new();
+    for entry in registry.list() {
+        let spec = entry.tool().spec();
+        let model =
+            spec.name.len() + spec.description.len() + entry.wire_input_schema().to_string().len();
+        let output = entry.wire_output_schema().to_string().len();
+        model_total += model;
+        output_total += output;
+        out.push_str(&format!(
+            "{:<24} {:>12} {:>8} {:>13} {:>8}\n",
+            spec.name,
+            model,
+            model / BYTES_PER_TOKEN,
+            output,
+            output / BYTES_PER_TOKEN
+        ));
+        descriptors.push(server::tool_descriptor(&entry, server::SchemaForm::Wire));
+    }
+    let listed = serde_json::to_string(&rmcp::model::ListToolsResult::with_all_items(descriptors))
+        .map_or(0, |json| json.len());
+    out.push_str(&format!(
+        "{:<24} {:>12} {:>8} {:>13} {:>8}\ntools/list answer: {listed} bytes, about {} tokens, on every turn{}\n",
+        "total",
+        model_total,
+        model_total / BYTES_PER_TOKEN,
+        output_total,
+        output_total / BYTES_PER_TOKEN,
+        listed / BYTES_PER_TOKEN,
+        if registry.is_discovery() { " (discovery mode)" } else { "" }
+    ));
+    out
+}
+
 /// One JSON document per tool (what `tools/list` advertises) plus the config schema, by file name.
 pub fn schema_documents(registry: &Registry) -> Vec<(String, Value)> {
     let mut documents: Vec<(String, Value)> = registry
         .list()
         .iter()
         .map(|entry| {
-            let descriptor = server::tool_descriptor(entry);
+            let descriptor = server::tool_descriptor(entry, server::SchemaForm::Full);
             (
                 format!("{}.json", entry.tool().spec().name),
                 serde_json::to_value(descriptor).unwrap_or(Value::Null),

@@ -83,6 +83,16 @@ pub struct ConfigFile {
     /// Globs of tool names never to list; wins over `enable_tools`.
     #[serde(default)]
     pub disable_tools: Vec<String>,
+    /// Groups of tools to list: `sql`, `workflow`, `custom` (custom SQL tools), … (default:
+    /// every group).
+    pub groups: Option<Vec<String>>,
+    /// List only `find_tools` and `call_tool`, through which a model finds and calls the other
+    /// tools: the catalogue costs a few hundred tokens until it is needed (default false).
+    pub discovery: Option<bool>,
+    /// The text beside a structured result: `full` (a complete rendering; default, for clients
+    /// that read only text) or `summary` (its shape and first rows, for clients that read
+    /// `structuredContent`).
+    pub result_text: Option<crate::tools::result::ResultText>,
     /// Folder for datamcp's own files (the demo database); default: the per-user data folder.
     pub data_dir: Option<String>,
     /// Folder of extra prompt files (`*.md` with TOML front matter) served next to the built-in ones.
@@ -113,6 +123,8 @@ pub struct Config {
     pub default_policy: Policy,
     /// Per-tool policy changes.
     pub tool_policies: BTreeMap<String, PolicyOverride>,
+    /// The text beside a structured result.
+    pub result_text: crate::tools::result::ResultText,
     /// Where datamcp keeps its files.
     pub workspace: Workspace,
     /// Folder of extra prompts.
@@ -197,7 +209,10 @@ impl Config {
                 enable: file.enable_tools.unwrap_or_else(|| vec!["*".to_owned()]),
                 disable: file.disable_tools,
                 read_only: file.read_only.unwrap_or(true),
+                groups: file.groups,
+                discovery: file.discovery.unwrap_or(false),
             },
+            result_text: file.result_text.unwrap_or_default(),
             default_policy: Policy::default().with(&file.policy),
             tool_policies: file.tools,
             workspace: Workspace {
@@ -225,7 +240,10 @@ impl Config {
             changed.push("[server]");
         }
         if format!("{:?}", self.filter) != format!("{:?}", newer.filter) {
-            changed.push("read_only / enable_tools / disable_tools");
+            changed.push("read_only / enable_tools / disable_tools / groups / discovery");
+        }
+        if self.result_text != newer.result_text {
+            changed.push("result_text");
         }
         if self.default_policy != newer.default_policy || self.tool_policies != newer.tool_policies
         {
@@ -472,7 +490,7 @@ mod tests {
         .expect("valid");
         assert_eq!(
             before.restart_needed_for(&filter_changed),
-            ["read_only / enable_tools / disable_tools"]
+            ["read_only / enable_tools / disable_tools / groups / discovery"]
         );
         assert!(before.restart_needed_for(&before).is_empty());
     }

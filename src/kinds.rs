@@ -65,6 +65,11 @@ pub fn start(config: &Config) -> Result<(Arc<Registry>, Kinds), BuildError> {
             })?;
         running.push(kind);
     }
+    if config.filter.discovery {
+        for tool in crate::tools::discovery::tools(&registry) {
+            registry.register("server", tool)?;
+        }
+    }
     registry.check_policy_targets()?;
     Ok((registry, Kinds { running }))
 }

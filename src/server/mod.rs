@@ -33,6 +33,7 @@ use crate::tools::context::Invocation;
 use crate::tools::context::ProgressSink;
 use crate::tools::registry::RegisteredTool;
 use crate::tools::resources::ResourceContent;
+use crate::tools::result::ResultText;
 use crate::tools::{Principal, Registry, ToolError, ToolResult};
 
 /// URI of the metrics resource.
@@ -63,6 +64,7 @@ pub struct DataMcp {
     registry: Arc<Registry>,
     prompts: Arc<PromptLibrary>,
     instructions: Arc<str>,
+    result_text: ResultText,
     listeners: Arc<list_changed::Listeners>,
 }
 
@@ -74,8 +76,15 @@ impl DataMcp {
             registry,
             prompts,
             instructions: Arc::from(instructions),
+            result_text: ResultText::Full,
             listeners,
         }
+    }
+
+    /// This server sending `text` beside structured results.
+    pub fn with_result_text(mut self, text: ResultText) -> Self {
+        self.result_text = text;
+        self
     }
 
     /// The tool registry.
@@ -84,22 +93,39 @@ impl DataMcp {
     }
 }
 
+/// Which form of a tool's schemas to describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaForm {
+    /// The lean form clients are sent.
+    Wire,
+    /// The full generated form, for developers (`schemas/`).
+    Full,
+}
+
 /// The MCP description of a registered tool.
-pub fn tool_descriptor(entry: &RegisteredTool) -> Tool {
+pub fn tool_descriptor(entry: &RegisteredTool, form: SchemaForm) -> Tool {
     let tool = entry.tool();
     let spec = tool.spec();
-    let annotations = ToolAnnotations::with_title(spec.title.clone())
+    // The title goes once, on the tool; the annotations' copy of it is the older place. A
+    // read-only tool's destructiveHint means nothing, so it is left out.
+    let mut annotations = ToolAnnotations::new()
         .read_only(spec.annotations.read_only_hint)
-        .destructive(spec.annotations.destructive_hint)
         .idempotent(spec.annotations.idempotent_hint)
         .open_world(spec.annotations.open_world_hint);
+    if !spec.annotations.read_only_hint {
+        annotations = annotations.destructive(spec.annotations.destructive_hint);
+    }
+    let (input, output) = match form {
+        SchemaForm::Wire => (entry.wire_input_schema(), entry.wire_output_schema()),
+        SchemaForm::Full => (tool.input_schema(), entry.output_schema()),
+    };
     Tool::new_with_raw(
         spec.name.clone(),
         Some(spec.description.clone().into()),
-        Arc::new(as_object(tool.input_schema())),
+        Arc::new(as_object(input)),
     )
     .with_title(spec.title.clone())
-    .with_raw_output_schema(Arc::new(as_object(entry.output_schema())))
+    .with_raw_output_schema(Arc::new(as_object(output)))
     .with_annotations(annotations)
 }
 
@@ -107,9 +133,10 @@ fn as_object(value: &Value) -> Map<String, Value> {
     value.as_object().cloned().unwrap_or_default()
 }
 
-/// The MCP form of a tool result: text content, structured content on success, and on failure
-/// `isError` with the execution facts and the error kind under `_meta.datamcp`.
-pub fn call_tool_result(result: ToolResult) -> CallToolResult {
+/// The MCP form of a tool result: text content (complete or summarised, by `text`), structured
+/// content on success, `isError` on failure, and the execution facts (id, time, attempts, …;
+/// on failure the error kind too) under `_meta.datamcp`, out of the model's way.
+pub fn call_tool_result(result: ToolResult, text: ResultText) -> CallToolResult {
     let meta = result.meta.clone();
     let error_kind = result.outcome.as_ref().err().map(ToolError::kind);
     let links = result
@@ -117,7 +144,7 @@ pub fn call_tool_result(result: ToolResult) -> CallToolResult {
         .as_ref()
         .map(|output| output.links.clone())
         .unwrap_or_default();
-    let (structured, text) = result.into_content();
+    let (structured, text) = result.into_content(text);
     let mut content = vec![ContentBlock::text(text)];
     content.extend(links.into_iter().map(|link| {
         ContentBlock::resource_link(
@@ -131,18 +158,17 @@ pub fn call_tool_result(result: ToolResult) -> CallToolResult {
         None => CallToolResult::success(content),
     };
     response.structured_content = structured;
+    let mut facts = Map::new();
+    facts.insert(
+        "execution".into(),
+        serde_json::to_value(&meta).unwrap_or(Value::Null),
+    );
     if let Some(kind) = error_kind {
-        // Failures have no structured content, so their execution facts travel in _meta.
-        let mut facts = Map::new();
-        facts.insert(
-            "execution".into(),
-            serde_json::to_value(&meta).unwrap_or(Value::Null),
-        );
         facts.insert("errorKind".into(), Value::from(kind));
-        let mut meta_object = MetaObject::default();
-        meta_object.insert("datamcp".into(), Value::Object(facts));
-        response.meta = Some(meta_object);
     }
+    let mut meta_object = MetaObject::default();
+    meta_object.insert("datamcp".into(), Value::Object(facts));
+    response.meta = Some(meta_object);
     response
 }
 
@@ -254,13 +280,15 @@ impl ServerHandler for DataMcp {
             .registry
             .list()
             .iter()
-            .map(|entry| tool_descriptor(entry))
+            .map(|entry| tool_descriptor(entry, SchemaForm::Wire))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.registry.get(name).map(|entry| tool_descriptor(&entry))
+        self.registry
+            .get(name)
+            .map(|entry| tool_descriptor(&entry, SchemaForm::Wire))
     }
 
     async fn call_tool(
@@ -287,7 +315,7 @@ impl ServerHandler for DataMcp {
             progress.flush(std::time::Duration::from_millis(250)).await;
         }
         let result = result.map_err(|error| McpError::invalid_params(error.to_string(), None))?;
-        Ok(call_tool_result(result).into())
+        Ok(call_tool_result(result, self.result_text).into())
     }
 
     /// rmcp reads a request whose params do not fit its method (a `tools/call` without a

@@ -144,8 +144,10 @@ impl Sql {
         let mut problems = Vec::new();
         for file in &config.sql_tools {
             match custom::build(file, &self.warehouses) {
-                Ok(tool) if file.internal => registrations.push(Registration::internal(tool)),
-                Ok(tool) => registrations.push(Registration::listed(tool)),
+                Ok(tool) if file.internal => {
+                    registrations.push(Registration::internal(tool).in_group("custom"))
+                }
+                Ok(tool) => registrations.push(Registration::listed(tool).in_group("custom")),
                 Err(message) => problems.push(KindError::Config(source.invalid(
                     source.line_of_entry("name", &file.name),
                     format!("sql_tools.{}", file.name),

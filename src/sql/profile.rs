@@ -30,14 +30,13 @@ pub struct ProfileParams {
     pub sql: Option<String>,
     /// Only these columns (default: all, up to 50).
     pub columns: Option<Vec<String>>,
-    /// How many most common values to report per column (default 5, 0 for none).
+    /// Most common values per column (default 5).
     #[schemars(range(max = 50))]
     pub top: Option<u32>,
-    /// Stop once the profile reaches about this many bytes of JSON (default 1 MiB), as
-    /// `sql_query` does; `truncated` tells whether columns or top values were left out.
+    /// Bytes of JSON at most (default 1 MiB).
     #[schemars(range(min = 1024, max = 67_108_864))]
     pub max_bytes: Option<u32>,
-    /// Warehouse (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
 }
 

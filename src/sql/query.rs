@@ -26,25 +26,21 @@ pub const MAX_BYTES_LIMIT: u32 = 64 << 20;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryParams {
-    /// Exactly one read-only SQL statement in the warehouse's dialect: SELECT, WITH … SELECT,
-    /// VALUES or EXPLAIN. Writes, multiple statements and side-effect functions are refused.
+    /// One read-only statement in the warehouse's dialect.
     pub sql: String,
-    /// Values for the statement's placeholders (`?`, `?1`, `$1`, … as the dialect writes them),
-    /// in order. Arrays and objects are bound as JSON text.
+    /// Values for its placeholders (`?`, `?1`, `$1`), in order.
     #[serde(default)]
     pub params: Vec<Value>,
-    /// Stop reading after this many rows (default 200); `truncated` tells whether more existed.
+    /// Rows at most (default 200).
     #[schemars(range(min = 1, max = 100_000))]
     pub max_rows: Option<u32>,
-    /// Stop reading once the rows reach about this many bytes of JSON (default 1 MiB);
-    /// `truncated` tells whether more existed.
+    /// Bytes of JSON at most (default 1 MiB).
     #[schemars(range(min = 1024, max = 67_108_864))]
     pub max_bytes: Option<u32>,
-    /// How rows are rendered in the text content (default json). The structured result always
-    /// carries the rows as JSON.
+    /// Text rendering (default json); parquet writes a file for large results.
     #[serde(default)]
     pub format: Format,
-    /// Warehouse to query (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
 }
 
@@ -122,11 +118,9 @@ impl Tool for SqlQuery {
             name: "sql_query".to_owned(),
             title: "Run a read-only SQL query".to_owned(),
             description: format!(
-                "Run one read-only SQL query (SELECT, WITH … SELECT, VALUES, EXPLAIN) on a warehouse and get the rows. \
-                 Writes, multiple statements and side-effect functions are refused. Use placeholders with `params` \
-                 instead of pasting values into the SQL. Returns at most max_rows rows (default {DEFAULT_MAX_ROWS}); \
-                 `truncated` says when more existed, so aggregate in SQL rather than reading everything. \
-                 Warehouses: {}.",
+                "Run one read-only SQL query (SELECT, WITH, VALUES, EXPLAIN) and get the rows; writes are refused. \
+                 Bind values with `params`. At most max_rows rows (default {DEFAULT_MAX_ROWS}); `truncated` says \
+                 more exist: aggregate in SQL. Warehouses: {}.",
                 self.warehouses.names().join(", ")
             ),
             annotations: Annotations::READ_ONLY,

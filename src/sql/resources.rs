@@ -9,6 +9,7 @@ use crate::tools::context::Invocation;
 use crate::tools::resources::{
     ResourceContent, ResourceInfo, ResourceProvider, ResourceTemplateInfo,
 };
+use crate::tools::result::ResultText;
 use crate::tools::{Registry, ToolError};
 
 const PREFIX: &str = "datamcp://warehouse/";
@@ -78,17 +79,12 @@ impl ResourceProvider for TableSchemas {
                 .call_internal(tool, Some(args), invocation.clone())
                 .await
                 .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
-            let (structured, text) = result.into_content();
+            let (structured, text) = result.into_content(ResultText::Full);
             match structured {
-                Some(mut value) => {
-                    if let Some(map) = value.as_object_mut() {
-                        map.remove("execution");
-                    }
-                    Ok(ResourceContent::Text {
-                        text: serde_json::to_string_pretty(&value).unwrap_or_default(),
-                        mime_type: "application/json".to_owned(),
-                    })
-                }
+                Some(value) => Ok(ResourceContent::Text {
+                    text: serde_json::to_string_pretty(&value).unwrap_or_default(),
+                    mime_type: "application/json".to_owned(),
+                }),
                 None => Err(ToolError::InvalidArguments(text)),
             }
         }))

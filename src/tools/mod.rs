@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod context;
+pub mod discovery;
 pub mod gauges;
 pub mod health;
 pub mod kind;

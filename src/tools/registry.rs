@@ -23,7 +23,7 @@ use super::metrics::{MetricsSnapshot, ToolMetrics};
 use super::policy::{Policy, PolicyOverride, PolicyRunner};
 use super::resources::{Providers, ResourceProvider};
 use super::result::{ExecutionMeta, ToolError, ToolResult};
-use super::schema::{ArgumentValidator, schema_of};
+use super::schema::ArgumentValidator;
 use super::{Annotations, DynTool};
 
 /// Why a tool could not be registered or called.
@@ -76,6 +76,11 @@ pub struct ToolFilter {
     pub disable: Vec<String>,
     /// Refuse every tool whose annotations do not say read-only, on every route.
     pub read_only: bool,
+    /// Groups whose tools are listed (`sql`, `workflow`, `custom`, …); `None`: every group.
+    pub groups: Option<Vec<String>>,
+    /// Discovery mode: list only the two discovery tools; the others are found and called
+    /// through them (or by name).
+    pub discovery: bool,
 }
 
 impl Default for ToolFilter {
@@ -84,14 +89,21 @@ impl Default for ToolFilter {
             enable: vec!["*".to_owned()],
             disable: Vec::new(),
             read_only: true,
+            groups: None,
+            discovery: false,
         }
     }
 }
 
 impl ToolFilter {
-    fn lists(&self, name: &str) -> bool {
-        self.enable.iter().any(|g| glob_matches(g, name))
-            && !self.disable.iter().any(|g| glob_matches(g, name))
+    fn lists(&self, name: &str, group: &str) -> bool {
+        group == DISCOVERY_GROUP
+            || (self.enable.iter().any(|g| glob_matches(g, name))
+                && !self.disable.iter().any(|g| glob_matches(g, name))
+                && self
+                    .groups
+                    .as_ref()
+                    .is_none_or(|groups| groups.iter().any(|g| g == group)))
     }
 
     fn refuses(&self, annotations: &Annotations) -> bool {
@@ -114,6 +126,8 @@ pub struct Registration {
     pub tool: Arc<dyn DynTool>,
     /// Who may see it.
     pub visibility: Visibility,
+    /// Its group, when not its kind's (custom SQL tools are `custom`).
+    pub group: Option<&'static str>,
 }
 
 impl Registration {
@@ -122,6 +136,7 @@ impl Registration {
         Registration {
             tool,
             visibility: Visibility::Listed,
+            group: None,
         }
     }
 
@@ -130,9 +145,19 @@ impl Registration {
         Registration {
             tool,
             visibility: Visibility::Internal,
+            group: None,
         }
     }
+
+    /// This registration in group `group` instead of its kind's.
+    pub fn in_group(mut self, group: &'static str) -> Self {
+        self.group = Some(group);
+        self
+    }
 }
+
+/// The group of the discovery tools, listed alone in discovery mode.
+pub const DISCOVERY_GROUP: &str = "discovery";
 
 /// How a call reached the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,8 +174,12 @@ pub struct RegisteredTool {
     tool: Arc<dyn DynTool>,
     validator: ArgumentValidator,
     output_schema: Value,
+    /// What clients are shown: the lean forms of the schemas.
+    wire_input_schema: Value,
+    wire_output_schema: Value,
     runner: PolicyRunner,
     owner: &'static str,
+    group: &'static str,
     visibility: Visibility,
     /// Shown in `tools/list` and callable by clients.
     listed: bool,
@@ -164,9 +193,25 @@ impl RegisteredTool {
         &self.tool
     }
 
-    /// The advertised output schema: the tool's own plus the framework's `execution` object.
+    /// The full output schema: the tool's own plus the facts the framework adds (`cached`,
+    /// `warnings`). For developers (`schemas/`); clients get [`Self::wire_output_schema`].
     pub fn output_schema(&self) -> &Value {
         &self.output_schema
+    }
+
+    /// The input schema clients are shown: lean, and accepting exactly what the full one does.
+    pub fn wire_input_schema(&self) -> &Value {
+        &self.wire_input_schema
+    }
+
+    /// The output schema clients are shown.
+    pub fn wire_output_schema(&self) -> &Value {
+        &self.wire_output_schema
+    }
+
+    /// Its group: its kind's name, or the one it was registered under (`custom`).
+    pub fn group(&self) -> &'static str {
+        self.group
     }
 
     /// The policy this tool runs under.
@@ -207,8 +252,8 @@ impl RegisteredTool {
             spec.title,
             spec.description,
             spec.annotations,
-            self.tool.input_schema(),
-            self.output_schema,
+            self.wire_input_schema,
+            self.wire_output_schema,
         ])
     }
 }
@@ -414,7 +459,12 @@ impl Registry {
         registration: Registration,
         metrics: Option<Arc<ToolMetrics>>,
     ) -> Result<Arc<RegisteredTool>, RegistryError> {
-        let Registration { tool, visibility } = registration;
+        let Registration {
+            tool,
+            visibility,
+            group,
+        } = registration;
+        let group = group.unwrap_or(owner);
         let spec = tool.spec();
         let name = spec.name.clone();
         if !valid_tool_name(&name) {
@@ -428,7 +478,11 @@ impl Registry {
             return Err(bad_schema("the input schema must be of type object".into()));
         }
         let validator = ArgumentValidator::compile(tool.input_schema()).map_err(bad_schema)?;
-        let output_schema = with_execution_meta(tool.output_schema()).map_err(bad_schema)?;
+        let output_schema = with_model_facts(tool.output_schema()).map_err(bad_schema)?;
+        let wire_input_schema = super::schema::lean(tool.input_schema());
+        // `cached` and `warnings` are declared in the full schema only: the wire schema leaves
+        // extra fields open, and a model meets them in the result when they say something.
+        let wire_output_schema = super::schema::lean_output(tool.output_schema());
         let policy = match self.overrides.get(&name) {
             Some(changes) => self.default_policy.with(changes),
             None => self.default_policy.clone(),
@@ -436,8 +490,9 @@ impl Registry {
         let runner = PolicyRunner::new(policy, spec.annotations.idempotent_hint)
             .with_metrics(metrics.unwrap_or_default());
         let read_only_refused = self.filter.refuses(&spec.annotations);
-        let listed =
-            visibility == Visibility::Listed && !read_only_refused && self.filter.lists(&name);
+        let listed = visibility == Visibility::Listed
+            && !read_only_refused
+            && self.filter.lists(&name, group);
         if !listed {
             tracing::debug!(tool = %name, ?visibility, "tool not listed to clients");
         }
@@ -445,8 +500,11 @@ impl Registry {
             tool,
             validator,
             output_schema,
+            wire_input_schema,
+            wire_output_schema,
             runner,
             owner,
+            group,
             visibility,
             listed,
             read_only_refused,
@@ -508,9 +566,26 @@ impl Registry {
         }
     }
 
-    /// The tools clients see, in registration order.
+    /// The tools `tools/list` shows, in registration order: the listed ones, or in discovery
+    /// mode only the discovery tools.
     pub fn list(&self) -> Vec<Arc<RegisteredTool>> {
-        self.all().into_iter().filter(|t| t.listed).collect()
+        self.all()
+            .into_iter()
+            .filter(|t| t.listed && (t.group == DISCOVERY_GROUP) == self.filter.discovery)
+            .collect()
+    }
+
+    /// The tools clients may call and find, discovery mode or not (never the discovery tools).
+    pub fn callable(&self) -> Vec<Arc<RegisteredTool>> {
+        self.all()
+            .into_iter()
+            .filter(|t| t.listed && t.group != DISCOVERY_GROUP)
+            .collect()
+    }
+
+    /// Whether `tools/list` shows only the discovery tools.
+    pub fn is_discovery(&self) -> bool {
+        self.filter.discovery
     }
 
     /// Every registered tool, listed or not, in registration order.
@@ -719,8 +794,10 @@ fn failure(error: ToolError, started: Instant) -> ToolResult {
     }
 }
 
-/// Adds the framework's `execution` property to a tool's output schema.
-fn with_execution_meta(output_schema: &Value) -> Result<Value, String> {
+/// Adds the facts the framework puts in a result the model can act on: `cached` (the answer
+/// came from the cache) and `warnings` (truncation, retries, …), each present only when it
+/// says something. The rest of the execution facts travel in `_meta`.
+fn with_model_facts(output_schema: &Value) -> Result<Value, String> {
     let mut schema = output_schema.clone();
     let object = schema
         .as_object_mut()
@@ -731,20 +808,22 @@ fn with_execution_meta(output_schema: &Value) -> Result<Value, String> {
         .or_insert_with(|| Value::Object(Map::new()))
         .as_object_mut()
         .ok_or("the output schema's properties must be an object")?;
-    if properties.contains_key("execution") {
-        return Err("the output property 'execution' is reserved for the framework".into());
+    for reserved in ["cached", "warnings", "execution"] {
+        if properties.contains_key(reserved) {
+            return Err(format!(
+                "the output property '{reserved}' is reserved for the framework"
+            ));
+        }
     }
-    let mut meta = schema_of::<ExecutionMeta>();
-    if let Some(meta) = meta.as_object_mut() {
-        meta.remove("$schema");
-    }
-    properties.insert("execution".to_owned(), meta);
-    let required = object
-        .entry("required")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if let Some(required) = required.as_array_mut() {
-        required.push(Value::from("execution"));
-    }
+    properties.insert(
+        "cached".to_owned(),
+        serde_json::json!({"type": "boolean", "description": "Present when the answer came from the result cache."}),
+    );
+    properties.insert(
+        "warnings".to_owned(),
+        serde_json::json!({"type": "array", "items": {"type": "string"},
+            "description": "What to know about this answer (truncation, retries); present when there is something."}),
+    );
     Ok(schema)
 }
 
@@ -944,6 +1023,7 @@ mod tests {
             enable: vec!["sql_*".to_owned()],
             disable: vec!["*_write".to_owned()],
             read_only: false,
+            ..ToolFilter::default()
         };
         assert_eq!(served(&registry(filter)), ["sql_read"]);
     }
@@ -1093,6 +1173,7 @@ mod tests {
             .map(|t| Registration {
                 tool: Arc::clone(t.tool()),
                 visibility: t.visibility(),
+                group: None,
             })
             .collect();
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Why a call failed, sorted by what the caller can do about it.
@@ -122,6 +122,69 @@ pub struct ExecutionMeta {
     pub warnings: Vec<String>,
 }
 
+/// The text sent beside a structured result.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ResultText {
+    /// The tool's complete rendering: for clients that show the model only text.
+    #[default]
+    Full,
+    /// The result's shape (row count, columns, truncation) and its first rows; the complete
+    /// result is in `structuredContent`, which the client reads.
+    Summary,
+}
+
+/// Rows shown in a summary.
+const SUMMARY_ROWS: usize = 5;
+/// Bytes of JSON a summary shows of a result that is not a table.
+const SUMMARY_BYTES: usize = 1_000;
+
+/// A short text for a structured result: a table's shape and first rows, or the start of
+/// other JSON.
+pub fn summarize(structured: &Value) -> String {
+    let columns = structured.get("columns").and_then(Value::as_array);
+    let rows = structured.get("rows").and_then(Value::as_array);
+    if let (Some(columns), Some(rows)) = (columns, rows) {
+        let names: Vec<&str> = columns
+            .iter()
+            .map(|c| c.get("name").and_then(Value::as_str).unwrap_or("?"))
+            .collect();
+        let truncated = structured.get("truncated") == Some(&Value::Bool(true));
+        let mut text = format!(
+            "{} rows x {} columns ({}){}; the full rows are in structuredContent",
+            rows.len(),
+            names.len(),
+            names.join(", "),
+            if truncated {
+                ", truncated: more rows exist"
+            } else {
+                ""
+            }
+        );
+        for row in rows.iter().take(SUMMARY_ROWS) {
+            text.push('\n');
+            text.push_str(&row.to_string());
+        }
+        if rows.len() > SUMMARY_ROWS {
+            text.push_str(&format!("\n… {} more rows", rows.len() - SUMMARY_ROWS));
+        }
+        return text;
+    }
+    let json = structured.to_string();
+    if json.len() <= SUMMARY_BYTES {
+        return json;
+    }
+    let mut end = SUMMARY_BYTES;
+    while !json.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}… ({} bytes; the full result is in structuredContent)",
+        &json[..end],
+        json.len()
+    )
+}
+
 /// A fresh execution id: 128 random bits as 32 hex digits. Unique, not secret, so a fast
 /// thread-local generator serves (an OS random call per tool call would cost a syscall).
 pub fn new_execution_id() -> String {
@@ -144,19 +207,28 @@ impl ToolResult {
     }
 
     /// Splits the result into what a client is sent: the structured content (the tool's output
-    /// with `execution` added; `None` on failure) and the text for the model (the rendering or
-    /// the error, followed by any warnings).
-    pub fn into_content(self) -> (Option<Value>, String) {
+    /// with `cached` and `warnings` when they say something; `None` on failure) and the text for
+    /// the model (the rendering, or its summary, or the error, followed by any warnings).
+    pub fn into_content(self, mode: ResultText) -> (Option<Value>, String) {
         let (structured, mut text) = match self.outcome {
             Ok(output) => {
                 let mut structured = output.structured;
+                let text = match mode {
+                    ResultText::Full => output.text,
+                    ResultText::Summary => summarize(&structured),
+                };
                 if let Value::Object(map) = &mut structured {
-                    map.insert(
-                        "execution".to_owned(),
-                        serde_json::to_value(&self.meta).unwrap_or(Value::Null),
-                    );
+                    if self.meta.cached {
+                        map.insert("cached".to_owned(), Value::Bool(true));
+                    }
+                    if !self.meta.warnings.is_empty() {
+                        map.insert(
+                            "warnings".to_owned(),
+                            Value::from(self.meta.warnings.clone()),
+                        );
+                    }
                 }
-                (Some(structured), output.text)
+                (Some(structured), text)
             }
             Err(error) => (None, error.to_string()),
         };

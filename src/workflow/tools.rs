@@ -16,7 +16,7 @@ use super::run::{RunReport, RunRoot, RunStatus, Totals, execute};
 use crate::expr::{Expr, Vars};
 use crate::tools::kind::KindHost;
 use crate::tools::schema::schema_of;
-use crate::tools::{Annotations, CallContext, DynTool, Tool, ToolError, ToolSpec, runtime, typed};
+use crate::tools::{Annotations, CallContext, DynTool, Tool, ToolError, ToolSpec, runtime};
 
 /// Starts runs and waits for them, or hands out a run id when the caller cannot wait.
 #[derive(Clone)]
@@ -172,24 +172,33 @@ impl WorkflowTool {
     }
 }
 
-/// The run report's schema, with the declared output's fields named.
+/// The run report's schema as clients see it: its top level, with the declared output's
+/// fields named. A step report's fields are in the report itself and in `schemas/`; repeating
+/// them in every workflow tool would cost each model turn a kilobyte.
 fn output_schema(plan: &Plan) -> Value {
-    let mut schema = schema_of::<RunReport>();
-    if !plan.output_fields.is_empty()
-        && let Some(output) = schema.pointer_mut("/properties/output")
-    {
-        let properties: Map<String, Value> = plan
-            .output_fields
-            .iter()
-            .map(|name| (name.clone(), json!({})))
-            .collect();
-        *output = json!({
-            "description": "The workflow's declared output (null unless the run succeeded).",
-            "type": ["object", "null"],
-            "properties": properties,
-        });
-    }
-    schema
+    report_schema(&plan.output_fields)
+}
+
+fn report_schema(output_fields: &[String]) -> Value {
+    let output: Map<String, Value> = output_fields
+        .iter()
+        .map(|name| (name.clone(), json!({})))
+        .collect();
+    json!({
+        "type": "object",
+        "description": "A run: its output, one report per step (status, reason, error, attempts, elapsed_ms) and totals.",
+        "properties": {
+            "run_id": {"type": "string"},
+            "workflow": {"type": "string"},
+            "status": {"enum": ["running", "succeeded", "failed", "cancelled"]},
+            "output": {"type": ["object", "null"], "properties": output},
+            "failed_step": {"type": "string"},
+            "error": {"type": "string"},
+            "steps": {"type": "array", "items": {"type": "object"}},
+            "totals": {"type": "object"},
+        },
+        "required": ["run_id", "workflow", "status", "output", "steps", "totals"],
+    })
 }
 
 impl Tool for WorkflowTool {
@@ -313,7 +322,15 @@ pub struct RunInline {
 impl RunInline {
     /// The tool.
     pub fn build(runner: Runner) -> Arc<dyn DynTool> {
-        typed(RunInline { runner })
+        let output = json!({
+            "type": "object",
+            "properties": {
+                "plan": {"type": "array", "items": {"type": "object"}},
+                "run": report_schema(&[]),
+            },
+            "required": ["plan"],
+        });
+        runtime(RunInline { runner }, schema_of::<RunParams>(), Some(output))
     }
 }
 
@@ -424,7 +441,11 @@ pub struct RunStatusTool {
 impl RunStatusTool {
     /// The tool.
     pub fn build(history: Arc<History>) -> Arc<dyn DynTool> {
-        typed(RunStatusTool { history })
+        runtime(
+            RunStatusTool { history },
+            schema_of::<StatusParams>(),
+            Some(report_schema(&[])),
+        )
     }
 }
 

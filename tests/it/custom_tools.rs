@@ -69,7 +69,7 @@ async fn a_custom_tool_is_served_with_a_generated_schema_and_runs_bound() {
     let body = structured(&result);
     assert_eq!(body["row_count"], 5);
     assert_eq!(body["truncated"], true);
-    let warning = body["execution"]["warnings"][0].as_str().expect("warning");
+    let warning = body["warnings"][0].as_str().expect("warning");
     assert!(
         warning.contains("only the first 5 rows were returned and more exist"),
         "{warning}"
@@ -145,7 +145,7 @@ async fn a_custom_tool_says_when_the_byte_cap_cut_the_result_short() {
     assert_eq!(body["truncated"], true);
     let rows = body["row_count"].as_u64().expect("row_count");
     assert!((1_000..25_000).contains(&rows), "{rows} rows in 1 MiB");
-    let warnings = &body["execution"]["warnings"];
+    let warnings = &body["warnings"];
     assert_eq!(warnings.as_array().map(Vec::len), Some(1), "{warnings}");
     let warning = warnings[0].as_str().expect("warning");
     assert!(

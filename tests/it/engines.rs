@@ -419,7 +419,7 @@ async fn sql_profile_keeps_to_the_byte_budget_and_says_so() {
     assert_eq!(body["truncated"], true, "{}", text(&result));
     let answer = serde_json::to_vec(&body).expect("json").len();
     assert!(answer < 1_200_000, "the profile is {answer} bytes");
-    let warnings = body["execution"]["warnings"].to_string();
+    let warnings = body["warnings"].to_string();
     assert!(warnings.contains("byte budget"), "{warnings}");
 
     let result = call(

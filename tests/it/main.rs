@@ -17,6 +17,7 @@ mod http_ops;
 mod http_security;
 mod http_sse;
 mod http_streamable;
+mod lean_context;
 mod live_tools;
 mod mysql;
 mod nested_calls;

@@ -65,7 +65,7 @@ impl Tool for Parent {
         }
         let tool = params.tool.as_deref().unwrap_or("sql_query");
         let result = self.host.call(ctx, tool, args).await?;
-        let (structured, text) = result.into_content();
+        let (structured, text) = result.into_content(datamcp::tools::result::ResultText::Full);
         Ok(ParentOutput {
             child: structured.unwrap_or(Value::from(text)),
         })
@@ -128,7 +128,7 @@ async fn cancelling_the_parent_stops_the_childs_query_on_the_database() {
         let result = call.await.expect("joins").expect("known tool");
         panic!(
             "the child's query never ran on PostgreSQL: {:?}",
-            result.into_content()
+            result.into_content(datamcp::tools::result::ResultText::Full)
         );
     }
     cancel.cancel();

@@ -98,7 +98,7 @@ async fn transient_errors_are_retried_with_backoff_until_they_clear() {
     );
     let (result, ()) = tokio::join!(query, release);
     assert!(!is_error(&result), "{}", text(&result));
-    let execution = &structured(&result)["execution"];
+    let execution = &execution(&result);
     assert!(
         execution["attempts"].as_u64().expect("attempts") > 1,
         "{execution}"
@@ -143,7 +143,7 @@ async fn idempotent_results_are_served_from_cache_until_the_arguments_change() {
     let ask = json!({"sql": "SELECT email FROM customers WHERE id = 1", "warehouse": "shop"});
     let first = call(&client, "sql_query", ask.clone()).await;
     let original = structured(&first)["rows"][0][0].clone();
-    assert_eq!(structured(&first)["execution"]["cached"], false);
+    assert_eq!(execution(&first)["cached"], false);
 
     change(
         &sandbox.db(),
@@ -151,7 +151,8 @@ async fn idempotent_results_are_served_from_cache_until_the_arguments_change() {
     );
 
     let second = call(&client, "sql_query", ask).await;
-    assert_eq!(structured(&second)["execution"]["cached"], true);
+    assert_eq!(execution(&second)["cached"], true);
+    assert_eq!(structured(&second)["cached"], true, "the model sees it too");
     assert_eq!(
         structured(&second)["rows"][0][0],
         original,
@@ -164,7 +165,7 @@ async fn idempotent_results_are_served_from_cache_until_the_arguments_change() {
         json!({"sql": "SELECT email FROM customers WHERE id = 1", "warehouse": "shop", "max_rows": 5}),
     )
     .await;
-    assert_eq!(structured(&other)["execution"]["cached"], false);
+    assert_eq!(execution(&other)["cached"], false);
     assert_eq!(structured(&other)["rows"][0][0], "changed@example.com");
     client.cancel().await.expect("close");
 }
@@ -180,7 +181,7 @@ async fn a_zero_ttl_turns_the_cache_off() {
         "UPDATE customers SET email = 'fresh@example.com' WHERE id = 2",
     );
     let again = call(&client, "sql_query", ask).await;
-    assert_eq!(structured(&again)["execution"]["cached"], false);
+    assert_eq!(execution(&again)["cached"], false);
     assert_eq!(structured(&again)["rows"][0][0], "fresh@example.com");
     client.cancel().await.expect("close");
 }

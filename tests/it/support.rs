@@ -170,6 +170,12 @@ pub fn structured(result: &CallToolResult) -> Map<String, Value> {
 }
 
 /// Whether the result is an error.
+/// The execution facts of a result (id, elapsed time, attempts, records, cached, warnings),
+/// which travel in `_meta.datamcp.execution`, out of the model's way.
+pub fn execution(result: &CallToolResult) -> Value {
+    serde_json::to_value(result).expect("json")["_meta"]["datamcp"]["execution"].clone()
+}
+
 pub fn is_error(result: &CallToolResult) -> bool {
     result.is_error == Some(true)
 }

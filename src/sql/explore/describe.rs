@@ -20,7 +20,7 @@ pub struct DescribeTableParams {
     pub table: String,
     /// Its schema (default: the connection's current schema or database).
     pub schema: Option<String>,
-    /// Warehouse (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
 }
 

@@ -21,7 +21,7 @@ pub struct ExplainParams {
     /// Values for its placeholders, as for sql_query.
     #[serde(default)]
     pub params: Vec<Value>,
-    /// Warehouse (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
 }
 

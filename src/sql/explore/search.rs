@@ -17,16 +17,14 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchParams {
-    /// What to look for in table and column names: `*` wildcard or SQL LIKE `%`; a plain word
-    /// matches anywhere in the name.
+    /// Name pattern: `*` or `%` wildcards; a plain word matches anywhere.
     pub pattern: String,
-    /// Warehouse (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
     /// At most this many matches (default 100).
     #[schemars(range(min = 1, max = 10_000))]
     pub limit: Option<u32>,
-    /// How much to say about each match: `names` (schema, table, column), `summary` (plus the
-    /// type; the default) or `full` (plus nullability and default). Start lean on big catalogs.
+    /// `names`, `summary` (plus types; default) or `full` (plus nullability, defaults).
     #[serde(default)]
     pub detail: Detail,
 }

@@ -16,11 +16,11 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListTablesParams {
-    /// Warehouse (default: the first configured one).
+    /// Warehouse (default: the first).
     pub warehouse: Option<String>,
-    /// Only schemas matching this pattern (`*` wildcard, or SQL LIKE `%`).
+    /// Schema pattern (`*` or `%` wildcards).
     pub schema: Option<String>,
-    /// Only tables and views whose name matches this pattern (`*` wildcard, or SQL LIKE `%`).
+    /// Name pattern (`*` or `%` wildcards).
     pub name: Option<String>,
     /// At most this many tables (default 200).
     #[schemars(range(min = 1, max = 10_000))]

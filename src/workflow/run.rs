@@ -124,6 +124,22 @@ pub struct RunReport {
     pub totals: Totals,
 }
 
+impl RunReport {
+    /// The answer for a run that has not ended yet.
+    pub fn running(run_id: &str, workflow: &str) -> Self {
+        RunReport {
+            run_id: run_id.to_owned(),
+            workflow: workflow.to_owned(),
+            status: RunStatus::Running,
+            output: Value::Null,
+            failed_step: None,
+            error: None,
+            steps: Vec::new(),
+            totals: Totals::default(),
+        }
+    }
+}
+
 /// What a run inherits from the call that started it, owned by the run so it can outlive the
 /// call (a caller that stopped waiting gets a run id and polls).
 pub struct RunRoot {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::history::{History, RUNS_URI};
 use super::plan::{Plan, Problem, ToolCatalog, ToolInfo, parse_json, plan_batch};
-use super::run::{RunReport, RunRoot, RunStatus, Totals, execute};
+use super::run::{RunReport, RunRoot, RunStatus, execute};
 use crate::expr::{Expr, Vars};
 use crate::tools::kind::KindHost;
 use crate::tools::schema::schema_of;
@@ -84,16 +84,7 @@ impl Runner {
                 cancel_on_drop.disarm();
                 root.detach();
                 tracing::info!(workflow = %plan.name, run_id = %run_id, "the caller stopped waiting; the run goes on");
-                RunReport {
-                    run_id: run_id.clone(),
-                    workflow: plan.name.clone(),
-                    status: RunStatus::Running,
-                    output: Value::Null,
-                    failed_step: None,
-                    error: None,
-                    steps: Vec::new(),
-                    totals: Totals::default(),
-                }
+                RunReport::running(&run_id, &plan.name)
             }
         }
     }
@@ -101,14 +92,9 @@ impl Runner {
 
 fn failed_report(run_id: &str, workflow: &str, error: String) -> RunReport {
     RunReport {
-        run_id: run_id.to_owned(),
-        workflow: workflow.to_owned(),
         status: RunStatus::Failed,
-        output: Value::Null,
-        failed_step: None,
         error: Some(format!("the run crashed ({error}); please report this")),
-        steps: Vec::new(),
-        totals: Totals::default(),
+        ..RunReport::running(run_id, workflow)
     }
 }
 
@@ -483,16 +469,7 @@ impl Tool for RunStatusTool {
                 }
                 Some((_, Some(report))) => return outcome(report),
                 Some((workflow, None)) if Instant::now() >= until => {
-                    return Ok(RunReport {
-                        run_id: params.run_id.clone(),
-                        workflow,
-                        status: RunStatus::Running,
-                        output: Value::Null,
-                        failed_step: None,
-                        error: None,
-                        steps: Vec::new(),
-                        totals: Totals::default(),
-                    });
+                    return Ok(RunReport::running(&params.run_id, &workflow));
                 }
                 Some((_, None)) => {
                     tokio::select! {

@@ -22,11 +22,11 @@ const MAX_COLUMNS: usize = 50;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileParams {
-    /// Table or view to profile (or give `sql`).
+    /// Table or view to profile.
     pub table: Option<String>,
-    /// The table's schema (default: the current one).
+    /// Schema (default: the current one).
     pub schema: Option<String>,
-    /// A read-only query whose result to profile (instead of `table`).
+    /// Query to profile instead of a table.
     pub sql: Option<String>,
     /// Only these columns (default: all, up to 50).
     pub columns: Option<Vec<String>>,
@@ -130,7 +130,7 @@ impl Tool for Profile {
         ToolSpec {
             name: "sql_profile".to_owned(),
             title: "Profile a table's data quality".to_owned(),
-            description: "Profile a table or a query result before trusting it: row count and, per column, NULL share, distinct count, min/max and the most common values. Scans the data: prefer it over many ad-hoc queries.".to_owned(),
+            description: "Profile a table or query result before trusting it: row count, and per column NULL share, distinct count, min/max, top values.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

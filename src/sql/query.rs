@@ -26,9 +26,9 @@ pub const MAX_BYTES_LIMIT: u32 = 64 << 20;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryParams {
-    /// One read-only statement in the warehouse's dialect.
+    /// One read-only SQL statement.
     pub sql: String,
-    /// Values for its placeholders (`?`, `?1`, `$1`), in order.
+    /// Placeholder values (`?`, `?1`, `$1`), in order.
     #[serde(default)]
     pub params: Vec<Value>,
     /// Rows at most (default 200).
@@ -37,7 +37,7 @@ pub struct QueryParams {
     /// Bytes of JSON at most (default 1 MiB).
     #[schemars(range(min = 1024, max = 67_108_864))]
     pub max_bytes: Option<u32>,
-    /// Text rendering (default json); parquet writes a file for large results.
+    /// Text form (default json); parquet writes a file.
     #[serde(default)]
     pub format: Format,
     /// Warehouse (default: the first).
@@ -118,9 +118,9 @@ impl Tool for SqlQuery {
             name: "sql_query".to_owned(),
             title: "Run a read-only SQL query".to_owned(),
             description: format!(
-                "Run one read-only SQL query (SELECT, WITH, VALUES, EXPLAIN) and get the rows; writes are refused. \
-                 Bind values with `params`. At most max_rows rows (default {DEFAULT_MAX_ROWS}); `truncated` says \
-                 more exist: aggregate in SQL. Warehouses: {}.",
+                "Run one read-only SQL query and get the rows; writes are refused. \
+                 Bind values with `params`. `truncated` says more rows exist: aggregate in SQL. \
+                 Warehouses: {}.",
                 self.warehouses.names().join(", ")
             ),
             annotations: Annotations::READ_ONLY,

@@ -66,7 +66,12 @@ fn strip(schema: &mut Value) {
     {
         object.remove("format");
     }
-    if object.get("default") == Some(&Value::Null) {
+    // A default the description already states is said twice.
+    let stated = object
+        .get("description")
+        .and_then(Value::as_str)
+        .is_some_and(|d| d.contains("default"));
+    if object.get("default") == Some(&Value::Null) || stated {
         object.remove("default");
     }
     // `items: true` allows any item, as no `items` does.

@@ -196,7 +196,7 @@ impl Tool for WorkflowTool {
             name: self.plan.name.clone(),
             title: self.plan.title.clone(),
             description: format!(
-                "{} (a workflow of {} steps; one call runs them all and returns the output with a report per step)",
+                "{} (workflow, {} steps)",
                 self.plan.description,
                 self.plan.steps.len()
             ),
@@ -266,13 +266,12 @@ impl ToolCatalog for HostCatalog<'_> {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunParams {
-    /// A workflow definition in the workflow file format, as JSON (name, description, inputs,
-    /// steps with id/tool/args/needs/if/for_each/…, output). Validated like a file.
+    /// The workflow, as in a workflow file (name, description, inputs, steps, output).
     pub workflow: Map<String, Value>,
     /// Its inputs.
     #[serde(default)]
     pub inputs: Map<String, Value>,
-    /// Validate and return the plan without running anything.
+    /// Only validate and return the plan.
     #[serde(default)]
     pub dry_run: bool,
 }
@@ -354,7 +353,7 @@ impl Tool for RunInline {
         ToolSpec {
             name: "workflow_run".to_owned(),
             title: "Run an ad-hoc workflow".to_owned(),
-            description: "Runs several tool calls as one DAG in a single round trip: give a workflow definition (steps with tool, args, needs, if, for_each, assert; ${{ }} expressions over inputs and steps.<id>.output) and its inputs. It is validated first, every problem listed; dry_run returns the plan without running it.".to_owned(),
+            description: "Run several tool calls as one DAG in one round trip: a workflow (steps with tool, args, needs, if, for_each; ${{ }} over inputs and steps.<id>.output) and inputs. dry_run only plans.".to_owned(),
             annotations: Annotations {
                 read_only_hint: self.runner.host.read_only(),
                 destructive_hint: false,
@@ -412,9 +411,9 @@ pub fn list(problems: &[Problem]) -> String {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusParams {
-    /// The run_id a workflow call returned with status running.
+    /// The run_id of the running answer.
     pub run_id: String,
-    /// Wait up to this many milliseconds for the run to end (default 0, at most 50000).
+    /// Milliseconds to wait for the end (default 0, at most 50000).
     #[serde(default)]
     pub wait_ms: u64,
 }
@@ -443,7 +442,9 @@ impl Tool for RunStatusTool {
         ToolSpec {
             name: "workflow_run_status".to_owned(),
             title: "Workflow run status".to_owned(),
-            description: "The result of a workflow run that answered status running: its output and a report per step once it ended, else status running. Pass wait_ms to wait for it.".to_owned(),
+            description:
+                "The result of a workflow run that answered status running; wait_ms waits for it."
+                    .to_owned(),
             annotations: Annotations {
                 idempotent_hint: false,
                 ..Annotations::READ_ONLY

@@ -161,6 +161,23 @@ fn same_verdicts(registry: &Registry) -> usize {
 }
 
 #[test]
+fn a_tool_costs_the_model_at_most_500_bytes_and_its_output_schema_600_on_average() {
+    let registry = registry("");
+    let tools = registry.list();
+    let (mut model, mut output) = (0, 0);
+    for entry in &tools {
+        let spec = entry.tool().spec();
+        model +=
+            spec.name.len() + spec.description.len() + entry.wire_input_schema().to_string().len();
+        output += entry.wire_output_schema().to_string().len();
+    }
+    let (model, output) = (model / tools.len(), output / tools.len());
+    eprintln!("per tool on average: {model} model-visible bytes, {output} output-schema bytes");
+    assert!(model <= 500, "{model}");
+    assert!(output <= 600, "{output}");
+}
+
+#[test]
 fn every_lean_input_schema_accepts_and_refuses_what_the_full_one_does() {
     let tried = same_verdicts(&registry(""));
     let tried_discovery = same_verdicts(&registry("discovery = true\n"));

@@ -16,9 +16,9 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeTableParams {
-    /// Table or view name, as listed by sql_list_tables.
+    /// Table or view name.
     pub table: String,
-    /// Its schema (default: the connection's current schema or database).
+    /// Schema (default: the current one).
     pub schema: Option<String>,
     /// Warehouse (default: the first).
     pub warehouse: Option<String>,
@@ -99,7 +99,7 @@ impl Tool for DescribeTable {
         ToolSpec {
             name: "sql_describe_table".to_owned(),
             title: "Describe a table".to_owned(),
-            description: "Describe a table or view: columns with types, nullability, defaults and comments, the primary key, foreign keys and indexes. Check this before writing SQL; never guess column names.".to_owned(),
+            description: "Describe a table or view: columns (types, nullability, defaults, comments), primary key, foreign keys, indexes. Check it before writing SQL.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

@@ -16,9 +16,9 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainParams {
-    /// The read-only query to plan; it is never executed.
+    /// Query to plan (never executed).
     pub sql: String,
-    /// Values for its placeholders, as for sql_query.
+    /// Placeholder values, as in sql_query.
     #[serde(default)]
     pub params: Vec<Value>,
     /// Warehouse (default: the first).
@@ -54,7 +54,9 @@ impl Tool for Explain {
         ToolSpec {
             name: "sql_explain".to_owned(),
             title: "Show a query's plan".to_owned(),
-            description: "Show how the database would run a read-only query (EXPLAIN, never EXPLAIN ANALYZE): scans, joins, indexes used, estimated rows. The query is planned, not executed.".to_owned(),
+            description:
+                "Show how the database would run a read-only query: EXPLAIN, never ANALYZE."
+                    .to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

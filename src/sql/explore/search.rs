@@ -21,7 +21,7 @@ pub struct SearchParams {
     pub pattern: String,
     /// Warehouse (default: the first).
     pub warehouse: Option<String>,
-    /// At most this many matches (default 100).
+    /// Matches at most (default 100).
     #[schemars(range(min = 1, max = 10_000))]
     pub limit: Option<u32>,
     /// `names`, `summary` (plus types; default) or `full` (plus nullability, defaults).
@@ -93,7 +93,7 @@ impl Tool for Search {
         ToolSpec {
             name: "sql_search".to_owned(),
             title: "Search tables and columns".to_owned(),
-            description: "Find columns (and the tables holding them) by name pattern, e.g. 'email' or '*_at', without reading the whole catalog; `detail` names, summary or full. Use it to locate data in a large warehouse.".to_owned(),
+            description: "Find columns and their tables by name pattern (e.g. 'email', '*_at') without reading the whole catalog.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

@@ -22,7 +22,7 @@ pub struct ListTablesParams {
     pub schema: Option<String>,
     /// Name pattern (`*` or `%` wildcards).
     pub name: Option<String>,
-    /// At most this many tables (default 200).
+    /// Tables at most (default 200).
     #[schemars(range(min = 1, max = 10_000))]
     pub limit: Option<u32>,
 }
@@ -73,7 +73,7 @@ impl Tool for ListTables {
         ToolSpec {
             name: "sql_list_tables".to_owned(),
             title: "List tables and views".to_owned(),
-            description: "List the tables and views of a warehouse with their kind, estimated row count and comment; filter by schema or name pattern. Use sql_describe_table next for columns and keys.".to_owned(),
+            description: "List tables and views with kind, estimated rows and comment; filter by schema or name. Then sql_describe_table.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

@@ -56,7 +56,7 @@ impl Tool for ListWarehouses {
         ToolSpec {
             name: "sql_list_warehouses".to_owned(),
             title: "List SQL warehouses".to_owned(),
-            description: "List the configured SQL warehouses with their dialect and description. Start here when you do not know which database holds the data.".to_owned(),
+            description: "List the SQL warehouses with dialect and description. Start here when you do not know where the data is.".to_owned(),
             annotations: Annotations::READ_ONLY,
         }
     }

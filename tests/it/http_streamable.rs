@@ -204,3 +204,59 @@ async fn stateless_mode_keeps_no_sessions_and_answers_in_json() {
     let body: serde_json::Value = response.json().await.expect("JSON response");
     assert_eq!(body["result"]["structuredContent"]["rows"], json!([[2]]));
 }
+
+#[tokio::test]
+async fn a_session_call_without_progress_is_answered_as_plain_json_and_one_with_progress_streams() {
+    let server = HttpServer::start(None, &[], &[]);
+    let url = server.url("/mcp");
+    let http = reqwest::Client::new();
+    let session = raw_session(&http, &url).await;
+    let post = |message: serde_json::Value| {
+        http.post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&message)
+            .send()
+    };
+    let plain = post(json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": "sql_query", "arguments": {"sql": "SELECT 7 AS n"}}}))
+    .await
+    .expect("call");
+    assert_eq!(plain.status(), 200);
+    assert_eq!(plain.headers()["content-type"], "application/json");
+    let body: serde_json::Value = plain.json().await.expect("one JSON-RPC answer");
+    assert_eq!(body["id"], 7);
+    assert_eq!(body["result"]["structuredContent"]["rows"], json!([[7]]));
+
+    // sql_profile reports progress: the notifications come first, so the answer streams.
+    let streamed = post(json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call",
+        "params": {"name": "sql_profile", "arguments": {"table": "orders", "columns": ["status"]},
+                   "_meta": {"progressToken": "p8"}}}))
+    .await
+    .expect("call");
+    assert_eq!(streamed.headers()["content-type"], "text/event-stream");
+    let text = streamed.text().await.expect("stream");
+    let progress = text
+        .find("notifications/progress")
+        .expect("progress on the stream");
+    let answer = text.find("\"id\":8").expect("the answer on the stream");
+    assert!(progress < answer, "{text}");
+
+    // A client that accepts only SSE keeps getting SSE.
+    let sse_only = http
+        .post(&url)
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("call");
+    let status = sse_only.status();
+    let kind = sse_only.headers().get("content-type").cloned();
+    assert!(
+        status != 200 || kind.as_ref().is_some_and(|k| k == "text/event-stream"),
+        "{status} {kind:?}"
+    );
+}

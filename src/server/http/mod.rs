@@ -12,6 +12,7 @@ mod auth;
 mod connections;
 mod ops;
 mod origin;
+mod plain_json;
 mod sessions;
 mod sse;
 mod stalled;
@@ -263,6 +264,9 @@ fn router(shared: &Arc<Shared>, settings: &HttpSettings) -> Router {
         .route_service("/mcp", streamable)
         .route("/sse", get(sse::open))
         .route("/message", post(sse::deliver))
+        // Inside the gate: only admitted requests get here, and the call permit outlives the
+        // answer however it is sent.
+        .route_layer(axum::middleware::from_fn(plain_json::answer_plainly))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(shared),
             admission::admit,

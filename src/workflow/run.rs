@@ -613,6 +613,9 @@ async fn run_step(
                 );
             }
             let count = items.len();
+            // A failed item fails the step: the items still running are cancelled and no
+            // more start.
+            let items_stop = stop.child_token();
             // Built in a loop rather than a stream closure: a closure over borrowed state
             // trips the compiler's Send check inside a spawned run.
             let mut calls: Vec<futures::future::BoxFuture<'_, ItemResult>> =
@@ -622,26 +625,24 @@ async fn run_step(
                     .clone()
                     .with("item", item.clone())
                     .with("index", Value::from(position));
-                let stop = stop.clone();
+                let items_stop = items_stop.clone();
                 calls.push(Box::pin(async move {
-                    call_with_retry(step, &vars, host, root, &stop).await
+                    call_with_retry(step, &vars, host, root, &items_stop).await
                 }));
             }
-            let results: Vec<ItemResult> = futures::stream::iter(calls)
-                .buffered(step.max_parallel)
-                .collect()
-                .await;
+            let mut results = futures::stream::iter(calls).buffered(step.max_parallel);
             let mut outputs = Vec::with_capacity(count);
             let mut most_attempts = 0;
-            for (position, result) in results.into_iter().enumerate() {
+            while let Some(result) = results.next().await {
                 match result {
                     Ok((output, attempts)) => {
                         most_attempts = most_attempts.max(attempts);
                         outputs.push(output);
                     }
                     Err((error, kind, attempts)) => {
+                        items_stop.cancel();
                         return failed(
-                            format!("item {position} failed: {error}"),
+                            format!("item {} failed: {error}", outputs.len()),
                             &kind,
                             most_attempts.max(attempts),
                             Some(count),

@@ -51,6 +51,7 @@ fn server(extra: &str) -> (Arc<Registry>, Arc<Probe>) {
         host: host.clone(),
         now: AtomicUsize::new(0),
         most: AtomicUsize::new(0),
+        calls: AtomicUsize::new(0),
     });
     host.register(Registration::listed(typed(ProbeTool(Arc::clone(&probe)))))
         .expect("register the probe");
@@ -64,13 +65,14 @@ struct Probe {
     host: KindHost,
     now: AtomicUsize,
     most: AtomicUsize,
+    calls: AtomicUsize,
 }
 
 struct ProbeTool(Arc<Probe>);
 
 #[derive(Deserialize, JsonSchema)]
 struct ProbeArgs {
-    /// Echoed back.
+    /// Echoed back; a negative number fails the call.
     n: i64,
 }
 
@@ -93,6 +95,13 @@ impl Tool for ProbeTool {
     }
 
     async fn invoke(&self, ctx: &CallContext, params: &ProbeArgs) -> Result<ProbeOut, ToolError> {
+        self.0.calls.fetch_add(1, Ordering::SeqCst);
+        if params.n < 0 {
+            return Err(ToolError::InvalidArguments(format!(
+                "{} is negative",
+                params.n
+            )));
+        }
         let now = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.0.most.fetch_max(now, Ordering::SeqCst);
         let mut args = Map::new();
@@ -379,6 +388,35 @@ async fn for_each_over_fifty_items_honours_its_cap_and_keeps_input_order() {
     assert!(
         (2..=4).contains(&most),
         "at most 4 at once, and more than one: {most}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_item_fails_its_step_and_no_more_items_start() {
+    let (registry, probe) = server("");
+    let mut items: Vec<i64> = (0..20).collect();
+    items[1] = -1;
+    let report = run(
+        &registry,
+        json!([{"id": "each", "tool": "probe", "for_each": "inputs.items", "max_parallel": 1,
+                "on_failure": "continue", "args": {"n": "${{ item }}"}}]),
+        json!({"inputs": {"items": {"type": "array", "items": "integer", "description": "items", "default": items}}}),
+    )
+    .await
+    .expect("runs");
+    let each = step(&report, "each");
+    assert_eq!(each["status"], "failed");
+    assert!(
+        each["error"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("item 1 failed: "),
+        "{each}"
+    );
+    let calls = probe.calls.load(Ordering::SeqCst);
+    assert!(
+        calls <= 3,
+        "the items after the failure did not run: {calls} calls"
     );
 }
 

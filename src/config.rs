@@ -239,7 +239,7 @@ impl Config {
         if self.source.decode::<Server>().ok() != newer.source.decode::<Server>().ok() {
             changed.push("[server]");
         }
-        if format!("{:?}", self.filter) != format!("{:?}", newer.filter) {
+        if self.filter != newer.filter {
             changed.push("read_only / enable_tools / disable_tools / groups / discovery");
         }
         if self.result_text != newer.result_text {
@@ -249,7 +249,7 @@ impl Config {
         {
             changed.push("[policy] / [tools]");
         }
-        if format!("{:?}", self.workspace) != format!("{:?}", newer.workspace)
+        if self.workspace != newer.workspace
             || self.prompts_dir != newer.prompts_dir
         {
             changed.push("data_dir / output_dir / output_max_bytes / prompts_dir");

@@ -15,6 +15,8 @@ pub struct ConfigSource {
     origin: Arc<str>,
     /// The file's folder: relative paths in the file are relative to it.
     base: Option<PathBuf>,
+    /// There is no file: the built-in configuration.
+    builtin: bool,
 }
 
 // The text may hold secrets (tokens), so only the origin is shown.
@@ -33,22 +35,21 @@ impl ConfigSource {
             text: text.into(),
             origin: Arc::from(origin),
             base: base.map(Path::to_owned),
+            builtin: false,
         }
     }
 
     /// No file at all: every part of the server takes its defaults.
     pub fn none() -> Self {
-        ConfigSource::new("", "(no config file)", None)
+        ConfigSource {
+            builtin: true,
+            ..ConfigSource::new("", "(no config file)", None)
+        }
     }
 
     /// Whether there is no file at all (the built-in configuration).
     pub fn is_none(&self) -> bool {
-        self.base.is_none() && self.text.is_empty() && &*self.origin == "(no config file)"
-    }
-
-    /// The file's folder, when the config came from a file.
-    pub fn folder(&self) -> Option<&Path> {
-        self.base.as_deref()
+        self.builtin
     }
 
     /// The file, for errors.

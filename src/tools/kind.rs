@@ -172,7 +172,7 @@ impl KindEntry {
 }
 
 /// Where datamcp keeps its own files, shared by every kind.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Workspace {
     /// Folder for datamcp's own files (the demo database).
     pub data_dir: PathBuf,

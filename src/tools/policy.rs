@@ -257,7 +257,8 @@ impl PolicyRunner {
     }
 }
 
-fn millis(duration: Duration) -> f64 {
+/// `duration` in milliseconds, to the microsecond, as execution facts report times.
+pub fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 

@@ -68,7 +68,7 @@ pub enum RegistryError {
 }
 
 /// Which tools clients see: enable/disable globs and read-only mode.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolFilter {
     /// Globs (`*`, `?`) of names to list; empty means none.
     pub enable: Vec<String>,
@@ -827,7 +827,8 @@ fn with_model_facts(output_schema: &Value) -> Result<Value, String> {
     Ok(schema)
 }
 
-fn valid_tool_name(name: &str) -> bool {
+/// Whether `name` follows MCP's rule for tool names: 1 to 128 of A-Z a-z 0-9 _ - .
+pub fn valid_tool_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name
             .bytes()

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 use super::file::{InputSpec, Mode, OnFailure, TriggerRule, WorkflowFile, parse_duration};
 use crate::expr::{Expr, Template};
 use crate::tools::Annotations;
+use crate::tools::registry::valid_tool_name;
 use crate::tools::schema::ArgumentValidator;
 
 /// The default deadline of a run.
@@ -273,13 +274,6 @@ fn valid_step_id(id: &str) -> bool {
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
         && id.len() <= 64
-}
-
-fn valid_tool_name(name: &str) -> bool {
-    (1..=128).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// The input schema a workflow's `inputs` declare.

@@ -19,6 +19,7 @@ use crate::expr::Vars;
 use crate::tools::audit::AuditIdentity;
 use crate::tools::context::{Invocation, ProgressSink};
 use crate::tools::kind::KindHost;
+use crate::tools::policy::millis;
 use crate::tools::{Principal, ToolError};
 
 /// How a step ended.
@@ -186,27 +187,47 @@ impl RunRoot {
     }
 }
 
-/// A step's state while the run goes on.
+/// A step's state while the run goes on: its report once it settled.
 #[derive(Clone)]
 struct State {
-    status: Option<StepStatus>,
     output: Value,
     report: Option<StepReport>,
 }
 
 impl State {
+    fn status(&self) -> Option<StepStatus> {
+        self.report.as_ref().map(|r| r.status)
+    }
+
     fn ok(&self) -> bool {
-        self.status == Some(StepStatus::Succeeded)
+        self.status() == Some(StepStatus::Succeeded)
             || self.report.as_ref().is_some_and(|r| r.fallback_used)
     }
 
     fn failed(&self) -> bool {
-        self.status == Some(StepStatus::Failed) && !self.ok()
+        self.status() == Some(StepStatus::Failed) && !self.ok()
+    }
+
+    /// Settles the step as skipped for `reason`, `at_ms` into the run.
+    fn skip(&mut self, step: &PlannedStep, reason: String, at_ms: f64) {
+        self.report = Some(StepReport {
+            id: step.id.clone(),
+            tool: step.tool.clone(),
+            status: StepStatus::Skipped,
+            reason: Some(reason),
+            error: None,
+            error_kind: None,
+            attempts: 0,
+            items: None,
+            fallback_used: false,
+            started_ms: at_ms,
+            elapsed_ms: 0.0,
+        });
     }
 
     fn as_json(&self) -> Value {
         let mut entry = Map::new();
-        let status = match self.status {
+        let status = match self.status() {
             Some(StepStatus::Succeeded) => "succeeded",
             Some(StepStatus::Failed) => "failed",
             Some(StepStatus::Skipped) => "skipped",
@@ -261,7 +282,6 @@ pub async fn execute(
     let total = plan.steps.len();
     let mut states = vec![
         State {
-            status: None,
             output: Value::Null,
             report: None,
         };
@@ -329,20 +349,7 @@ pub async fn execute(
                 },
             };
             if let Some(reason) = skip {
-                states[index].status = Some(StepStatus::Skipped);
-                states[index].report = Some(StepReport {
-                    id: step.id.clone(),
-                    tool: step.tool.clone(),
-                    status: StepStatus::Skipped,
-                    reason: Some(reason),
-                    error: None,
-                    error_kind: None,
-                    attempts: 0,
-                    items: None,
-                    fallback_used: false,
-                    started_ms: millis(started.elapsed()),
-                    elapsed_ms: 0.0,
-                });
+                states[index].skip(step, reason, millis(started.elapsed()));
                 settled_count += 1;
                 root.report_progress(
                     settled_count,
@@ -372,7 +379,7 @@ pub async fn execute(
                 settle(plan, settled, &mut states, started);
                 settled_count += 1;
                 let step = &plan.steps[index];
-                let status = match states[index].status {
+                let status = match states[index].status() {
                     Some(StepStatus::Succeeded) => "ok",
                     _ if states[index].ok() => "failed, fallback used",
                     _ => "failed",
@@ -395,23 +402,10 @@ pub async fn execute(
         (None, false, true) => "the run was cancelled".to_owned(),
         _ => "a step it needs did not settle".to_owned(),
     };
-    for (index, state) in states.iter_mut().enumerate() {
-        if state.status.is_none() {
-            let step = &plan.steps[index];
-            state.status = Some(StepStatus::Skipped);
-            state.report = Some(StepReport {
-                id: step.id.clone(),
-                tool: step.tool.clone(),
-                status: StepStatus::Skipped,
-                reason: Some(why.clone()),
-                error: None,
-                error_kind: None,
-                attempts: 0,
-                items: None,
-                fallback_used: false,
-                started_ms: millis(started.elapsed()),
-                elapsed_ms: 0.0,
-            });
+    let now_ms = millis(started.elapsed());
+    for (step, state) in plan.steps.iter().zip(states.iter_mut()) {
+        if state.report.is_none() {
+            state.skip(step, why.clone(), now_ms);
         }
     }
 
@@ -511,7 +505,6 @@ fn settle(plan: &Plan, settled: Settled, states: &mut [State], run_started: Inst
         settled.output
     };
     let state = &mut states[settled.index];
-    state.status = Some(settled.status);
     state.output = output;
     state.report = Some(StepReport {
         id: step.id.clone(),
@@ -795,8 +788,4 @@ fn type_name(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }

@@ -8,13 +8,9 @@ use datamcp::config::Config;
 use datamcp::tools::kind::KindHost;
 use datamcp::tools::registry::Registration;
 use datamcp::tools::schema::ArgumentValidator;
-use datamcp::tools::{
-    Annotations, CallContext, Invocation, Registry, Tool, ToolError, ToolSpec, typed,
-};
+use datamcp::tools::{Invocation, Registry, typed};
 use rmcp::model::CallToolRequestParams;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -249,10 +245,6 @@ async fn the_tools_list_stays_under_its_budget() {
     );
 }
 
-fn arguments(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("object")
-}
-
 #[tokio::test]
 async fn discovery_mode_finds_then_calls_through_a_real_client() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -321,47 +313,13 @@ async fn discovery_mode_finds_then_calls_through_a_real_client() {
     client.cancel().await.expect("close");
 }
 
-/// A tool that says it writes.
-struct Writer;
-
-#[derive(Deserialize, JsonSchema)]
-struct NoArgs {}
-
-#[derive(Serialize, JsonSchema)]
-struct Done {
-    done: bool,
-}
-
-impl Tool for Writer {
-    type Params = NoArgs;
-    type Output = Done;
-
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "delete_rows".into(),
-            title: "delete rows".into(),
-            description: "deletes rows from a table".into(),
-            annotations: Annotations {
-                read_only_hint: false,
-                destructive_hint: true,
-                idempotent_hint: false,
-                open_world_hint: false,
-            },
-        }
-    }
-
-    async fn invoke(&self, _ctx: &CallContext, _params: &NoArgs) -> Result<Done, ToolError> {
-        Ok(Done { done: true })
-    }
-}
-
 #[tokio::test]
 async fn discovery_never_finds_nor_calls_a_write_tool_in_read_only_mode() {
     let config = Config::parse("demo = true\ndiscovery = true\n", "c.toml").expect("config");
     let (registry, kinds) = datamcp::kinds::start(&config).expect("kinds");
     std::mem::forget(kinds);
     KindHost::new("test", &registry, Arc::new(config.workspace.clone()))
-        .register(Registration::listed(typed(Writer)))
+        .register(Registration::listed(typed(Writer("delete_rows"))))
         .expect("register");
     let call = |name: &str, args: Value| {
         let registry = Arc::clone(&registry);

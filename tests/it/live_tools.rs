@@ -14,7 +14,7 @@ use rmcp::service::ClientServiceExt;
 use rmcp::service::{ClientLifecycleMode, NotificationContext, RunningService};
 use rmcp::transport::TokioChildProcess;
 use rmcp::{ClientHandler, RoleClient};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use sqlx::Connection as _;
 
 use crate::http_sse::SseClient;
@@ -45,16 +45,7 @@ type Listening = RunningService<RoleClient, Changes>;
 /// `datamcp serve` over stdio with a client that counts list changes.
 async fn stdio_client(config: &std::path::Path) -> (Listening, Changes) {
     let changes = Changes::default();
-    let (transport, _) = TokioChildProcess::builder(serve_command(Some(config)))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn datamcp serve");
-    let client = changes
-        .clone()
-        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
-        .await
-        .expect("connect over stdio");
-    (client, changes)
+    (connect_stdio_with(changes.clone(), config).await, changes)
 }
 
 async fn http_client(server: &HttpServer) -> (Listening, Changes) {
@@ -97,10 +88,6 @@ fn input_properties(tools: &[rmcp::model::Tool], name: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-fn arguments(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
 }
 
 #[tokio::test]

@@ -14,7 +14,6 @@ use datamcp::tools::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use sqlx::Connection as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
@@ -90,23 +89,6 @@ fn registry(application: &str, extra: &str) -> Arc<Registry> {
     registry
 }
 
-/// Backends running `application`'s slow query on PostgreSQL right now (parallel workers
-/// count too).
-async fn running_queries(application: &str) -> i64 {
-    let mut conn = sqlx::PgConnection::connect(PG_SERVER)
-        .await
-        .expect("connect");
-    sqlx::query_scalar(
-        // The query shows as its DECLARE, then as the FETCH that reads its rows.
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' \
-         AND (query LIKE '%generate_series%' OR query LIKE 'FETCH %')",
-    )
-    .bind(application)
-    .fetch_one(&mut conn)
-    .await
-    .expect("pg_stat_activity")
-}
-
 fn args(sql: &str) -> Option<Map<String, Value>> {
     // The parent's child is sql_query unless the arguments name another tool.
     json!({ "sql": sql }).as_object().cloned()
@@ -122,7 +104,7 @@ async fn cancelling_the_parent_stops_the_childs_query_on_the_database() {
         let invocation = Invocation::local(cancel.clone());
         tokio::spawn(async move { registry.call("nest_parent", args(SLOW), invocation).await })
     };
-    let running = eventually(20, || async { running_queries(&application).await >= 1 }).await;
+    let running = eventually(20, || async { pg_running_series(&application).await >= 1 }).await;
     if !running {
         cancel.cancel();
         let result = call.await.expect("joins").expect("known tool");
@@ -136,7 +118,7 @@ async fn cancelling_the_parent_stops_the_childs_query_on_the_database() {
     let error = result.outcome.expect_err("cancelled");
     assert!(matches!(error, ToolError::Cancelled), "{error}");
     assert!(
-        eventually(10, || async { running_queries(&application).await == 0 }).await,
+        eventually(10, || async { pg_running_series(&application).await == 0 }).await,
         "cancelling the parent stopped the child's query on the database"
     );
     let metrics = registry.metrics();
@@ -169,7 +151,7 @@ async fn a_child_gets_no_more_time_than_its_parent_has_left() {
         started.elapsed()
     );
     assert!(
-        eventually(10, || async { running_queries(&application).await == 0 }).await,
+        eventually(10, || async { pg_running_series(&application).await == 0 }).await,
         "the child's query stopped with the parent's deadline"
     );
 

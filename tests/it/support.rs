@@ -530,3 +530,80 @@ impl PgSchema {
             .expect("drop schema");
     }
 }
+
+/// A JSON object literal as tool arguments.
+pub fn arguments(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().expect("an object")
+}
+
+/// Spawns `datamcp serve` with `config` and connects `handler` over stdio with `initialize`.
+pub async fn connect_stdio_with<H: rmcp::ClientHandler>(
+    handler: H,
+    config: &Path,
+) -> RunningService<RoleClient, H> {
+    let (transport, _) = TokioChildProcess::builder(serve_command(Some(config)))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn datamcp serve");
+    handler
+        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
+        .await
+        .expect("connect over stdio")
+}
+
+/// PostgreSQL backends of `application` running a `generate_series` query right now: it shows
+/// as its DECLARE, then as the FETCH that reads its rows (parallel workers count too).
+pub async fn pg_running_series(application: &str) -> i64 {
+    let mut conn = sqlx::PgConnection::connect(PG_SERVER)
+        .await
+        .expect("connect");
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' \
+         AND (query LIKE '%generate_series%' OR query LIKE 'FETCH %')",
+    )
+    .bind(application)
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// A tool named `name` that says it writes (destructive, not idempotent), for the read-only
+/// rules.
+pub struct Writer(pub &'static str);
+
+/// [`Writer`]'s arguments: none.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+pub struct NoArgs {}
+
+/// [`Writer`]'s answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct Done {
+    done: bool,
+}
+
+impl datamcp::tools::Tool for Writer {
+    type Params = NoArgs;
+    type Output = Done;
+
+    fn spec(&self) -> datamcp::tools::ToolSpec {
+        datamcp::tools::ToolSpec {
+            name: self.0.into(),
+            title: self.0.replace('_', " "),
+            description: format!("{} (writes)", self.0.replace('_', " ")),
+            annotations: datamcp::tools::Annotations {
+                read_only_hint: false,
+                destructive_hint: true,
+                idempotent_hint: false,
+                open_world_hint: false,
+            },
+        }
+    }
+
+    async fn invoke(
+        &self,
+        _ctx: &datamcp::tools::CallContext,
+        _params: &NoArgs,
+    ) -> Result<Done, datamcp::tools::ToolError> {
+        Ok(Done { done: true })
+    }
+}

@@ -2,7 +2,6 @@
 //! Streamable HTTP, with ordered progress, the run readable from the history, the long-run path
 //! (a run id, then `workflow_run_status`), hot reload of the file, and the command line.
 
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +9,9 @@ use rmcp::model::{
     CallToolRequestParams, ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams,
     ResourceContents,
 };
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
-use rmcp::transport::TokioChildProcess;
+use rmcp::service::{NotificationContext, RunningService};
 use rmcp::{ClientHandler, RoleClient};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::support::*;
 
@@ -98,20 +96,10 @@ fn sandbox(files: &[(&str, &str)]) -> Sandbox {
 
 async fn over_stdio(sandbox: &Sandbox) -> (Session, Listener) {
     let listener = Listener::default();
-    let (transport, _) = TokioChildProcess::builder(serve_command(Some(&sandbox.config())))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let client = listener
-        .clone()
-        .serve_with_lifecycle(transport, ClientLifecycleMode::Initialize)
-        .await
-        .expect("connect over stdio");
-    (client, listener)
-}
-
-fn arguments(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().expect("an object")
+    (
+        connect_stdio_with(listener.clone(), &sandbox.config()).await,
+        listener,
+    )
 }
 
 async fn read_json(client: &Session, uri: &str) -> Value {

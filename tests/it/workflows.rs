@@ -55,7 +55,7 @@ fn server(extra: &str) -> (Arc<Registry>, Arc<Probe>) {
     });
     host.register(Registration::listed(typed(ProbeTool(Arc::clone(&probe)))))
         .expect("register the probe");
-    host.register(Registration::listed(typed(Writer)))
+    host.register(Registration::listed(typed(Writer("writer"))))
         .expect("register the writer");
     (registry, probe)
 }
@@ -110,40 +110,6 @@ impl Tool for ProbeTool {
         self.0.now.fetch_sub(1, Ordering::SeqCst);
         result?.outcome?;
         Ok(ProbeOut { n: params.n })
-    }
-}
-
-/// A tool that says it writes.
-struct Writer;
-
-#[derive(Deserialize, JsonSchema)]
-struct NoArgs {}
-
-#[derive(Serialize, JsonSchema)]
-struct Done {
-    done: bool,
-}
-
-impl Tool for Writer {
-    type Params = NoArgs;
-    type Output = Done;
-
-    fn spec(&self) -> ToolSpec {
-        ToolSpec {
-            name: "writer".into(),
-            title: "writer".into(),
-            description: "writes".into(),
-            annotations: Annotations {
-                read_only_hint: false,
-                destructive_hint: true,
-                idempotent_hint: false,
-                open_world_hint: false,
-            },
-        }
-    }
-
-    async fn invoke(&self, _ctx: &CallContext, _params: &NoArgs) -> Result<Done, ToolError> {
-        Ok(Done { done: true })
     }
 }
 
@@ -477,20 +443,7 @@ async fn cancelling_a_run_stops_its_query_on_postgresql() {
             .await
         })
     };
-    let running = || async {
-        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(PG_SERVER)
-            .await
-            .expect("connect");
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active' \
-             AND (query LIKE '%generate_series%' OR query LIKE 'FETCH %')",
-        )
-        .bind(&application)
-        .fetch_one(&mut conn)
-        .await
-        .expect("pg_stat_activity");
-        n
-    };
+    let running = || pg_running_series(&application);
     assert!(
         eventually(20, || async { running().await >= 1 }).await,
         "the step's query runs"

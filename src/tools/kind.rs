@@ -237,20 +237,6 @@ impl KindHost {
         self.registry()?.remove(self.kind, name)
     }
 
-    /// Names of the tools this kind owns, listed or not.
-    pub fn owned_tools(&self) -> Vec<String> {
-        self.registry()
-            .map(|registry| {
-                registry
-                    .all()
-                    .iter()
-                    .filter(|entry| entry.owner() == self.kind)
-                    .map(|entry| entry.tool().spec().name.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     /// Adds a provider of resources.
     pub fn add_resources(&self, provider: Arc<dyn ResourceProvider>) {
         if let Ok(registry) = self.registry() {

@@ -249,9 +249,7 @@ impl Config {
         {
             changed.push("[policy] / [tools]");
         }
-        if self.workspace != newer.workspace
-            || self.prompts_dir != newer.prompts_dir
-        {
+        if self.workspace != newer.workspace || self.prompts_dir != newer.prompts_dir {
             changed.push("data_dir / output_dir / output_max_bytes / prompts_dir");
         }
         changed

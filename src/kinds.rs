@@ -16,6 +16,7 @@ use crate::tools::registry::RegistryError;
 /// Every tool kind datamcp offers.
 pub const KINDS: &[KindEntry] = &[
     kind::<crate::sql::Sql>(),
+    kind::<crate::stream::Streams>(),
     // After the kinds whose tools workflows call, so validation finds them.
     kind::<crate::workflow::Workflows>(),
 ];

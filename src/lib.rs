@@ -20,6 +20,7 @@ pub mod kinds;
 pub mod prompts;
 pub mod server;
 pub mod sql;
+pub mod stream;
 pub mod table;
 pub mod tools;
 pub mod workflow;

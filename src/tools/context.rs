@@ -191,6 +191,12 @@ impl CallContext {
         }
     }
 
+    /// Where progress goes, for work that reports from another thread; `None` when the caller
+    /// did not ask for progress.
+    pub fn progress_sink(&self) -> Option<Arc<dyn ProgressSink>> {
+        self.progress.clone()
+    }
+
     /// Counts records processed, for the result metadata and metrics.
     pub fn add_records(&self, n: u64) {
         self.records.fetch_add(n, Ordering::Relaxed);

@@ -1,0 +1,379 @@
+//! Topics, partitions, configuration and consumer groups, from the cluster's metadata. Groups
+//! are looked at with OffsetFetch only (a consumer that names the group but never subscribes):
+//! nothing joins, nothing commits.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use super::{KafkaSource, run_blocking, upstream};
+use crate::stream::lag::{Sample, judge};
+use crate::stream::source::{
+    DescribeRequest, GroupLag, PartitionInfo, TopicDescription, TopicSummary,
+};
+use crate::tools::{CallContext, ToolError};
+
+/// Groups looked at when the caller names none.
+const MAX_GROUPS: usize = 50;
+/// Partitions whose watermarks a listing fetches, over all topics.
+const MAX_LISTED_PARTITIONS: usize = 2_000;
+
+/// The partitions of `topic`, or a clear error when it does not exist.
+pub(super) fn partitions(
+    consumer: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+    brokers: &str,
+) -> Result<Vec<PartitionMeta>, ToolError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| upstream("cannot read the cluster's metadata", brokers, &e))?;
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(missing(topic));
+    };
+    if found.error().is_some() || found.partitions().is_empty() {
+        return Err(missing(topic));
+    }
+    Ok(found
+        .partitions()
+        .iter()
+        .map(|p| PartitionMeta {
+            id: p.id(),
+            leader: p.leader(),
+            replicas: p.replicas().to_vec(),
+            in_sync: p.isr().to_vec(),
+        })
+        .collect())
+}
+
+/// A partition's placement, copied out of the metadata (which the client owns).
+pub(super) struct PartitionMeta {
+    pub id: i32,
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub in_sync: Vec<i32>,
+}
+
+fn missing(topic: &str) -> ToolError {
+    ToolError::InvalidArguments(format!(
+        "topic '{topic}' does not exist on this cluster; stream_list_topics lists the topics"
+    ))
+}
+
+pub(super) fn list_topics(
+    config: &ClientConfig,
+    timeout: Duration,
+    source: &str,
+) -> Result<Vec<TopicSummary>, ToolError> {
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+    let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| {
+        upstream(
+            &format!("cannot list the topics of source '{source}'"),
+            &brokers,
+            &e,
+        )
+    })?;
+    let mut budget = MAX_LISTED_PARTITIONS;
+    let mut topics = Vec::new();
+    for topic in metadata.topics() {
+        let mut summary = TopicSummary {
+            name: topic.name().to_owned(),
+            partitions: Some(topic.partitions().len() as u32),
+            replication: topic
+                .partitions()
+                .iter()
+                .map(|p| p.replicas().len() as u32)
+                .min(),
+            approx_messages: None,
+            watermarks: Vec::new(),
+        };
+        if budget >= topic.partitions().len() {
+            budget -= topic.partitions().len();
+            let mut total = 0;
+            for partition in topic.partitions() {
+                if let Ok((low, high)) =
+                    consumer.fetch_watermarks(topic.name(), partition.id(), timeout)
+                {
+                    summary
+                        .watermarks
+                        .push([i64::from(partition.id()), low, high]);
+                    total += high - low;
+                }
+            }
+            summary.approx_messages = Some(total);
+        }
+        topics.push(summary);
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}
+
+pub(super) async fn describe(
+    source: &KafkaSource,
+    bootstrap: &str,
+    ctx: &CallContext,
+    request: &DescribeRequest,
+) -> Result<TopicDescription, ToolError> {
+    let config = source.consumer_config(bootstrap);
+    let timeout = source.timeout.min(ctx.remaining());
+    let topic = request.topic.clone();
+    let groups_asked = request.groups.clone();
+    let (partitions, groups) = {
+        let config = config.clone();
+        let topic = topic.clone();
+        run_blocking(move || {
+            let brokers = config
+                .get("bootstrap.servers")
+                .unwrap_or_default()
+                .to_owned();
+            let consumer: BaseConsumer = config
+                .create()
+                .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+            let metadata = partitions(&consumer, &topic, timeout, &brokers)?;
+            let mut partitions = Vec::new();
+            for p in metadata {
+                let (low, high) = consumer
+                    .fetch_watermarks(&topic, p.id, timeout)
+                    .map_err(|e| upstream("cannot read the partition offsets", &brokers, &e))?;
+                partitions.push(PartitionInfo {
+                    partition: p.id,
+                    leader: p.leader,
+                    replicas: p.replicas,
+                    in_sync: p.in_sync,
+                    low,
+                    high,
+                });
+            }
+            let groups = consumer.fetch_group_list(None, timeout).map(|list| {
+                list.groups()
+                    .iter()
+                    .map(|g| {
+                        (
+                            g.name().to_owned(),
+                            (g.state().to_owned(), g.members().len() as u32),
+                        )
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            });
+            Ok((partitions, groups))
+        })
+        .await?
+    };
+
+    let mut notes = Vec::new();
+    let known_groups = match groups {
+        Ok(groups) => groups,
+        Err(error) => {
+            notes.push(format!(
+                "the cluster did not list its consumer groups ({error}); only the groups named in `groups` are judged"
+            ));
+            BTreeMap::new()
+        }
+    };
+    let candidates: Vec<String> = if groups_asked.is_empty() {
+        known_groups.keys().take(MAX_GROUPS).cloned().collect()
+    } else {
+        groups_asked.clone()
+    };
+    if groups_asked.is_empty() && known_groups.len() > MAX_GROUPS {
+        notes.push(format!(
+            "the cluster has {} groups; the first {MAX_GROUPS} by name were looked at: name the ones you care about in `groups`",
+            known_groups.len()
+        ));
+    }
+
+    let config_entries = topic_config(&config, &topic, timeout).await;
+    let config = match config_entries {
+        Ok(entries) => entries,
+        Err(error) => {
+            notes.push(format!(
+                "the topic's configuration could not be read: {error}"
+            ));
+            BTreeMap::new()
+        }
+    };
+
+    // Sample the candidates' committed offsets and the watermarks over the window.
+    let partition_ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+    let samples_wanted = if request.lag_window.is_zero() {
+        1
+    } else {
+        (request.lag_window.as_millis() / 250).clamp(2, 20) as u32
+    };
+    let window = request.lag_window.min(
+        ctx.remaining()
+            .saturating_sub(Duration::from_millis(500) + timeout),
+    );
+    let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+    let started = Instant::now();
+    for index in 0..samples_wanted {
+        if index > 0 {
+            let due = started + window * index / (samples_wanted - 1).max(1);
+            tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => {}
+                _ = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
+            }
+        }
+        let config = source.client_config(bootstrap);
+        let topic = topic.clone();
+        let ids = partition_ids.clone();
+        let groups = candidates.clone();
+        let taken = run_blocking(move || sample(&config, &topic, &ids, &groups, timeout)).await?;
+        for (group, sample) in taken {
+            samples.entry(group).or_default().push(sample);
+        }
+    }
+
+    let mut consumer_groups = Vec::new();
+    for (group, taken) in samples {
+        let reads_topic = taken
+            .iter()
+            .any(|s| s.committed.values().any(Option::is_some));
+        if !reads_topic && groups_asked.is_empty() {
+            continue;
+        }
+        let all = source.history.record(&group, &topic, taken);
+        let (state, members) = known_groups
+            .get(&group)
+            .map_or((None, 0), |(state, members)| {
+                (Some(state.clone()), *members)
+            });
+        let (verdict, reason, partitions) = judge(&all, members);
+        let window_ms = match (all.first(), all.last()) {
+            (Some(first), Some(last)) => last.at.duration_since(first.at).as_millis() as u64,
+            _ => 0,
+        };
+        consumer_groups.push(GroupLag {
+            group,
+            state,
+            members,
+            total_lag: partitions.iter().map(|p| p.lag).sum(),
+            verdict,
+            reason,
+            partitions,
+            samples: all.len() as u32,
+            window_ms,
+        });
+    }
+    Ok(TopicDescription {
+        topic,
+        partitions,
+        config,
+        consumer_groups,
+        notes,
+    })
+}
+
+/// One sample of every group in `groups`: committed offsets and the watermarks.
+fn sample(
+    config: &ClientConfig,
+    topic: &str,
+    partitions: &[i32],
+    groups: &[String],
+    timeout: Duration,
+) -> Result<Vec<(String, Sample)>, ToolError> {
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let mut taken = Vec::new();
+    if groups.is_empty() {
+        return Ok(taken);
+    }
+    let mut watermark_config = config.clone();
+    watermark_config.set("group.id", "datamcp-unused");
+    let consumer: BaseConsumer = watermark_config
+        .create()
+        .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+    let mut high = BTreeMap::new();
+    for &partition in partitions {
+        let (_, h) = consumer
+            .fetch_watermarks(topic, partition, timeout)
+            .map_err(|e| upstream("cannot read the partition offsets", &brokers, &e))?;
+        high.insert(partition, h);
+    }
+    let at = Instant::now();
+    for group in groups {
+        // A consumer that names the group only to ask for its offsets (OffsetFetch); it never
+        // subscribes, so it never joins, and never commits.
+        let mut group_config = config.clone();
+        group_config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        let consumer: BaseConsumer = group_config
+            .create()
+            .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+        let mut asked = TopicPartitionList::new();
+        for &partition in partitions {
+            asked.add_partition(topic, partition);
+        }
+        let committed = consumer.committed_offsets(asked, timeout).map_err(|e| {
+            upstream(
+                &format!("cannot read the offsets of group '{group}'"),
+                &brokers,
+                &e,
+            )
+        })?;
+        let committed = committed
+            .elements()
+            .iter()
+            .map(|e| {
+                let offset = match e.offset() {
+                    Offset::Offset(offset) => Some(offset),
+                    _ => None,
+                };
+                (e.partition(), offset)
+            })
+            .collect();
+        taken.push((
+            group.clone(),
+            Sample {
+                at,
+                committed,
+                high: high.clone(),
+            },
+        ));
+    }
+    Ok(taken)
+}
+
+/// The topic's non-default configuration entries (sensitive values masked).
+async fn topic_config(
+    config: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<BTreeMap<String, String>, String> {
+    let admin: AdminClient<DefaultClientContext> = config.create().map_err(|e| e.to_string())?;
+    let options = AdminOptions::new().request_timeout(Some(timeout));
+    let resources = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut entries = BTreeMap::new();
+    for resource in resources {
+        let resource = resource.map_err(|e| e.to_string())?;
+        for entry in resource.entries {
+            if entry.is_default {
+                continue;
+            }
+            let value = if entry.is_sensitive {
+                "(sensitive)".to_owned()
+            } else {
+                entry.value.unwrap_or_default()
+            };
+            entries.insert(entry.name, value);
+        }
+    }
+    Ok(entries)
+}

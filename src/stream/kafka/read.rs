@@ -1,0 +1,215 @@
+//! A bounded read: resolve the start of each partition, assign, and poll into the scan until a
+//! limit, the end of the data as it was when the read began, or the wait runs out.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedHeaders, Headers as _, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::upstream;
+use crate::stream::scan::{Flow, Headers, RawMessage, Scan, Stop};
+use crate::stream::source::{NamedStart, ReadPlan, Start};
+use crate::tools::ToolError;
+
+/// Longest one poll blocks, so cancellation and the deadline are seen promptly.
+const POLL_SLICE: Duration = Duration::from_millis(50);
+
+struct KafkaHeaders<'a>(Option<&'a BorrowedHeaders>);
+
+impl Headers for KafkaHeaders<'_> {
+    fn each(&self, f: &mut dyn FnMut(&str, Option<&[u8]>)) {
+        if let Some(headers) = self.0 {
+            for header in headers.iter() {
+                f(header.key, header.value);
+            }
+        }
+    }
+}
+
+/// One partition's range for this read.
+struct Range {
+    start: i64,
+    /// The high watermark when the read began; `None` for a `latest` read, which waits for
+    /// new messages instead of stopping at the end.
+    end: Option<i64>,
+    done: bool,
+}
+
+pub(super) fn read(
+    config: &ClientConfig,
+    source: &str,
+    timeout: Duration,
+    plan: ReadPlan,
+    mut scan: Scan,
+    cancel: &CancellationToken,
+) -> Result<Scan, ToolError> {
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let consumer: BaseConsumer = config
+        .create()
+        .map_err(|e| upstream("cannot create a Kafka consumer", &brokers, &e))?;
+    let deadline = scan.deadline().min(Instant::now() + plan.max_wait);
+    let io_timeout =
+        |deadline: Instant| timeout.min(deadline.saturating_duration_since(Instant::now()));
+    let partitions =
+        super::describe::partitions(&consumer, &plan.topic, io_timeout(deadline), &brokers)?;
+    let chosen: Vec<i32> = match (&plan.resume, &plan.partitions) {
+        (Some(resume), _) => resume.keys().copied().collect(),
+        (None, Some(asked)) => asked.clone(),
+        (None, None) => partitions.iter().map(|p| p.id).collect(),
+    };
+    for partition in &chosen {
+        if !partitions.iter().any(|p| p.id == *partition) {
+            return Err(ToolError::InvalidArguments(format!(
+                "topic '{}' has no partition {partition}; it has partitions 0..{} (source '{source}')",
+                plan.topic,
+                partitions.len()
+            )));
+        }
+    }
+
+    let mut ranges = BTreeMap::new();
+    let mut by_time = TopicPartitionList::new();
+    for &partition in &chosen {
+        let (low, high) = consumer
+            .fetch_watermarks(&plan.topic, partition, io_timeout(deadline))
+            .map_err(|e| upstream("cannot read the partition offsets", &brokers, &e))?;
+        let latest = plan.resume.is_none() && plan.start == Start::Named(NamedStart::Latest);
+        let start = match (&plan.resume, &plan.start) {
+            (Some(resume), _) => resume.get(&partition).copied().unwrap_or(low),
+            (None, Start::Named(NamedStart::Earliest)) => low,
+            (None, Start::Named(NamedStart::Latest)) => high,
+            (None, Start::Tail { tail }) => high.saturating_sub(*tail as i64).max(low),
+            (None, Start::Offset { offset }) => *offset,
+            (None, Start::Timestamp { timestamp }) => {
+                by_time
+                    .add_partition_offset(
+                        &plan.topic,
+                        partition,
+                        Offset::Offset(timestamp.millis()),
+                    )
+                    .map_err(|e| ToolError::Internal(e.to_string()))?;
+                high
+            }
+        };
+        if start < low {
+            scan.note(format!(
+                "partition {partition} starts at offset {low}: older messages were deleted or compacted away"
+            ));
+        }
+        let start = start.clamp(low, high.max(low));
+        ranges.insert(
+            partition,
+            Range {
+                start,
+                end: (!latest).then_some(high),
+                done: false,
+            },
+        );
+    }
+    if by_time.count() > 0 {
+        let found = consumer
+            .offsets_for_times(by_time, io_timeout(deadline))
+            .map_err(|e| upstream("cannot find offsets by time", &brokers, &e))?;
+        for element in found.elements() {
+            if let (Offset::Offset(offset), Some(range)) =
+                (element.offset(), ranges.get_mut(&element.partition()))
+            {
+                range.start = offset.min(range.start);
+            }
+        }
+    }
+
+    let mut assignment = TopicPartitionList::new();
+    for (&partition, range) in &mut ranges {
+        scan.start_partition(partition, range.start);
+        if range.end.is_some_and(|end| range.start >= end) {
+            range.done = true;
+            continue;
+        }
+        assignment
+            .add_partition_offset(&plan.topic, partition, Offset::Offset(range.start))
+            .map_err(|e| ToolError::Internal(e.to_string()))?;
+    }
+    if ranges.values().all(|r| r.done) {
+        scan.stop(Stop::EndOfData);
+        return Ok(scan);
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| upstream("cannot assign the partitions", &brokers, &e))?;
+
+    let mut last_error: Option<KafkaError> = None;
+    loop {
+        if cancel.is_cancelled() {
+            return Err(ToolError::Cancelled);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            scan.stop(Stop::MaxWait);
+            break;
+        }
+        match consumer.poll(POLL_SLICE.min(deadline - now)) {
+            None => {}
+            Some(Ok(message)) => {
+                let partition = message.partition();
+                let offset = message.offset();
+                let Some(range) = ranges.get_mut(&partition) else {
+                    continue;
+                };
+                if range.done || range.end.is_some_and(|end| offset >= end) {
+                    range.done = true;
+                } else {
+                    let headers = KafkaHeaders(message.headers());
+                    let raw = RawMessage {
+                        partition,
+                        offset: Some(offset),
+                        timestamp_ms: message.timestamp().to_millis(),
+                        key: message.key(),
+                        value: message.payload(),
+                        headers: &headers,
+                    };
+                    if scan.offer(&raw) == Flow::Stop {
+                        break;
+                    }
+                    if range.end.is_some_and(|end| offset + 1 >= end) {
+                        range.done = true;
+                    }
+                }
+                if ranges.values().all(|r| r.done) {
+                    scan.stop(Stop::EndOfData);
+                    break;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                if let Some(range) = ranges.get_mut(&partition)
+                    && range.end.is_some()
+                {
+                    range.done = true;
+                }
+                if ranges.values().all(|r| r.done) {
+                    scan.stop(Stop::EndOfData);
+                    break;
+                }
+            }
+            Some(Err(error)) => {
+                scan.note(format!("the consumer reported: {error}"));
+                last_error = Some(error);
+            }
+        }
+    }
+    if let (Some(error), 0) = (&last_error, scan.scanned()) {
+        return Err(upstream(
+            &format!("no message could be read from '{}'", plan.topic),
+            &brokers,
+            error,
+        ));
+    }
+    Ok(scan)
+}

@@ -1,0 +1,133 @@
+//! `stream_describe_topic`: offsets per partition, the topic's configuration, and the consumer
+//! groups reading it with their lag judged over a window.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Sources, source, topic};
+use crate::stream::source::{DescribeRequest, TopicDescription};
+use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
+
+/// Arguments of `stream_describe_topic`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DescribeTopicParams {
+    /// Source (default: the only one).
+    pub source: Option<String>,
+    /// Topic.
+    pub topic: String,
+    /// Consumer groups to judge (default: every group with offsets on the topic).
+    pub groups: Option<Vec<String>>,
+    /// How long to sample the groups' committed offsets, in ms (default 2000; 0 = one sample
+    /// plus what earlier calls saw).
+    #[schemars(range(max = 60_000))]
+    pub lag_window_ms: Option<u64>,
+}
+
+/// `stream_describe_topic`.
+pub struct DescribeTopic {
+    sources: Arc<Sources>,
+}
+
+impl DescribeTopic {
+    /// The tool over `sources`.
+    pub fn new(sources: Arc<Sources>) -> Self {
+        DescribeTopic { sources }
+    }
+}
+
+impl Tool for DescribeTopic {
+    type Params = DescribeTopicParams;
+    type Output = TopicDescription;
+
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "stream_describe_topic".to_owned(),
+            title: "Describe a topic and its consumers".to_owned(),
+            description: "Per-partition offsets, topic config, and the consumer groups reading the topic with lag per partition and a verdict (ok, lagging, stalled, stopped) judged over a window of samples. Reads offsets only: never joins a group.".to_owned(),
+            annotations: Annotations {
+                idempotent_hint: false,
+                ..Annotations::READ_ONLY
+            },
+        }
+    }
+
+    fn cacheable(&self, _output: &TopicDescription) -> bool {
+        false
+    }
+
+    async fn invoke(
+        &self,
+        ctx: &CallContext,
+        params: &DescribeTopicParams,
+    ) -> Result<TopicDescription, ToolError> {
+        let source = source(&self.sources, params.source.as_deref())?;
+        let topic = topic(source.as_ref(), Some(&params.topic))?;
+        let request = DescribeRequest {
+            topic,
+            groups: params.groups.clone().unwrap_or_default(),
+            lag_window: Duration::from_millis(params.lag_window_ms.unwrap_or(2_000)),
+        };
+        source.describe_topic(ctx, &request).await
+    }
+
+    fn render_text(&self, _params: &DescribeTopicParams, output: &TopicDescription) -> String {
+        let mut text = format!(
+            "topic {}\n| partition | leader | replicas | in sync | low | high |\n| --- | --- | --- | --- | --- | --- |",
+            output.topic
+        );
+        for p in &output.partitions {
+            text.push_str(&format!(
+                "\n| {} | {} | {:?} | {:?} | {} | {} |",
+                p.partition, p.leader, p.replicas, p.in_sync, p.low, p.high
+            ));
+        }
+        if !output.config.is_empty() {
+            text.push_str("\nconfig: ");
+            text.push_str(
+                &output
+                    .config
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        for g in &output.consumer_groups {
+            text.push_str(&format!(
+                "\ngroup {} ({} members{}): {:?}, lag {} — {} [{} samples over {} ms]",
+                g.group,
+                g.members,
+                g.state
+                    .as_deref()
+                    .map(|s| format!(", {s}"))
+                    .unwrap_or_default(),
+                g.verdict,
+                g.total_lag,
+                g.reason,
+                g.samples,
+                g.window_ms
+            ));
+            for p in &g.partitions {
+                text.push_str(&format!(
+                    "\n  p{}: committed {}, high {}, lag {}, {:?}",
+                    p.partition,
+                    p.committed.map_or("none".to_owned(), |c| c.to_string()),
+                    p.high,
+                    p.lag,
+                    p.verdict
+                ));
+            }
+        }
+        if output.consumer_groups.is_empty() {
+            text.push_str("\nno consumer group has committed offsets on this topic");
+        }
+        for note in &output.notes {
+            text.push_str(&format!("\nnote: {note}"));
+        }
+        text
+    }
+}

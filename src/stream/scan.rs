@@ -248,6 +248,13 @@ pub enum Take {
 pub trait Collector: Send + std::any::Any {
     /// Takes a message that passed the filter.
     fn take(&mut self, message: &mut View<'_, '_>) -> Take;
+
+    /// A partition the read covers, told before any message (event-time watermarks wait
+    /// for every partition).
+    fn partition_started(&mut self, _partition: i32) {}
+
+    /// A partition that has no more messages for this read.
+    fn partition_done(&mut self, _partition: i32) {}
 }
 
 /// A filter in the expression language, evaluated on each message.
@@ -463,6 +470,12 @@ impl Scan {
     /// nothing.
     pub fn start_partition(&mut self, partition: i32, offset: i64) {
         self.positions.insert(partition, offset);
+        self.collector.partition_started(partition);
+    }
+
+    /// Records that a partition has no more messages for this read.
+    pub fn partition_done(&mut self, partition: i32) {
+        self.collector.partition_done(partition);
     }
 
     /// Offers one message. After [`Flow::Stop`] the source must stop; the message that got

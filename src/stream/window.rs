@@ -166,7 +166,10 @@ pub struct Windows {
     keep_values: bool,
     windows: BTreeMap<i64, Window>,
     cells: usize,
+    /// Per partition still delivering: the newest event time it gave (`i64::MIN` before its
+    /// first message, which holds the watermark back until it speaks).
     partition_marks: BTreeMap<i32, i64>,
+    finished_partitions: Vec<i32>,
     watermark: i64,
     late: u64,
     dropped: u64,
@@ -189,6 +192,7 @@ impl Windows {
             windows: BTreeMap::new(),
             cells: 0,
             partition_marks: BTreeMap::new(),
+            finished_partitions: Vec::new(),
             watermark: i64::MIN,
             late: 0,
             dropped: 0,
@@ -298,14 +302,30 @@ impl Windows {
                 self.late += 1;
             }
         }
-        let mark = self.partition_marks.entry(partition).or_insert(time);
-        *mark = (*mark).max(time);
+        if let Some(mark) = self.partition_marks.get_mut(&partition) {
+            *mark = (*mark).max(time);
+        } else if !self.finished_partitions.contains(&partition) {
+            // A source that did not announce its partitions (a live stream): it is one.
+            self.partition_marks.insert(partition, time);
+        }
+        self.advance()
+    }
+
+    /// A partition that will deliver: it holds the watermark until its first message.
+    pub fn expect_partition(&mut self, partition: i32) {
+        self.partition_marks.entry(partition).or_insert(i64::MIN);
+    }
+
+    /// A partition that will deliver no more: it no longer holds the watermark back.
+    pub fn partition_done(&mut self, partition: i32) -> Vec<i64> {
+        self.partition_marks.remove(&partition);
+        self.finished_partitions.push(partition);
         self.advance()
     }
 
     /// Moves the watermark and closes the windows it passed; returns their starts.
     fn advance(&mut self) -> Vec<i64> {
-        let Some(low) = self.partition_marks.values().min() else {
+        let Some(&low) = self.partition_marks.values().min() else {
             return Vec::new();
         };
         let watermark = low.saturating_sub(self.spec.lateness_ms);
@@ -544,9 +564,19 @@ mod tests {
     #[test]
     fn the_slowest_partition_holds_the_watermark() {
         let mut w = tumbling(1_000, 0);
-        w.add(0, Some(5_000), "g", None);
+        w.expect_partition(0);
+        w.expect_partition(1);
+        assert!(
+            w.add(0, Some(5_000), "g", None).is_empty(),
+            "partition 1 has said nothing yet"
+        );
         w.add(1, Some(100), "g", None);
         assert_eq!(w.late(), 0, "partition 1 has not passed its own time");
+        assert_eq!(
+            w.partition_done(1),
+            vec![0],
+            "partition 0 alone moves the watermark"
+        );
     }
 
     #[test]

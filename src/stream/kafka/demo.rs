@@ -20,6 +20,8 @@ use crate::stream::time::format_millis;
 
 /// The demo topic.
 pub const DEMO_TOPIC: &str = "shop.orders";
+/// The demo's consumer groups: one caught up, one behind.
+pub const DEMO_GROUPS: [&str; 2] = ["billing", "shipping"];
 const PARTITIONS: i32 = 3;
 const ORDERS: i64 = 2_000;
 const FIRST_ORDER: i64 = 25_001;

@@ -19,6 +19,8 @@ use crate::tools::{CallContext, ToolError};
 
 /// Groups looked at when the caller names none.
 const MAX_GROUPS: usize = 50;
+/// Longest wait for the topic's configuration (some Kafka-compatible brokers never answer).
+const CONFIG_TIMEOUT: Duration = Duration::from_secs(2);
 /// Partitions whose watermarks a listing fetches, over all topics.
 const MAX_LISTED_PARTITIONS: usize = 2_000;
 
@@ -175,35 +177,27 @@ pub(super) async fn describe(
         Ok(groups) => groups,
         Err(error) => {
             notes.push(format!(
-                "the cluster did not list its consumer groups ({error}); only the groups named in `groups` are judged"
+                "the cluster did not list its consumer groups ({error}); judged: the groups named in `groups` or in the source's config"
             ));
             BTreeMap::new()
         }
     };
     let candidates: Vec<String> = if groups_asked.is_empty() {
-        known_groups.keys().take(MAX_GROUPS).cloned().collect()
+        let mut all: std::collections::BTreeSet<String> = source.groups.iter().cloned().collect();
+        all.extend(known_groups.keys().cloned());
+        if all.len() > MAX_GROUPS {
+            notes.push(format!(
+                "the cluster has {} groups; the first {MAX_GROUPS} by name were looked at: name the ones you care about in `groups`",
+                all.len()
+            ));
+        }
+        all.into_iter().take(MAX_GROUPS).collect()
     } else {
         groups_asked.clone()
     };
-    if groups_asked.is_empty() && known_groups.len() > MAX_GROUPS {
-        notes.push(format!(
-            "the cluster has {} groups; the first {MAX_GROUPS} by name were looked at: name the ones you care about in `groups`",
-            known_groups.len()
-        ));
-    }
 
-    let config_entries = topic_config(&config, &topic, timeout).await;
-    let config = match config_entries {
-        Ok(entries) => entries,
-        Err(error) => {
-            notes.push(format!(
-                "the topic's configuration could not be read: {error}"
-            ));
-            BTreeMap::new()
-        }
-    };
-
-    // Sample the candidates' committed offsets and the watermarks over the window.
+    // Sample the candidates' committed offsets and the watermarks over the window, while the
+    // topic's configuration is fetched.
     let partition_ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
     let samples_wanted = if request.lag_window.is_zero() {
         1
@@ -214,25 +208,48 @@ pub(super) async fn describe(
         ctx.remaining()
             .saturating_sub(Duration::from_millis(500) + timeout),
     );
-    let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
-    let started = Instant::now();
-    for index in 0..samples_wanted {
-        if index > 0 {
-            let due = started + window * index / (samples_wanted - 1).max(1);
-            tokio::select! {
-                _ = tokio::time::sleep_until(due.into()) => {}
-                _ = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
+    let sampling = async {
+        let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
+        let started = Instant::now();
+        for index in 0..samples_wanted {
+            if index > 0 {
+                let due = started + window * index / (samples_wanted - 1).max(1);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    _ = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
+                }
+            }
+            let config = source.client_config(bootstrap);
+            let topic = topic.clone();
+            let ids = partition_ids.clone();
+            let groups = candidates.clone();
+            let taken =
+                run_blocking(move || sample(&config, &topic, &ids, &groups, timeout)).await?;
+            for (group, sample) in taken {
+                samples.entry(group).or_default().push(sample);
             }
         }
-        let config = source.client_config(bootstrap);
-        let topic = topic.clone();
-        let ids = partition_ids.clone();
-        let groups = candidates.clone();
-        let taken = run_blocking(move || sample(&config, &topic, &ids, &groups, timeout)).await?;
-        for (group, sample) in taken {
-            samples.entry(group).or_default().push(sample);
+        Ok(samples)
+    };
+    let configuration = async {
+        if source.describe_configs {
+            Some(topic_config(&config, &topic, timeout.min(CONFIG_TIMEOUT)).await)
+        } else {
+            None
         }
-    }
+    };
+    let (samples, configuration) = tokio::join!(sampling, configuration);
+    let samples = samples?;
+    let config = match configuration {
+        Some(Ok(entries)) => entries,
+        Some(Err(error)) => {
+            notes.push(format!(
+                "the topic's configuration could not be read: {error}"
+            ));
+            BTreeMap::new()
+        }
+        None => BTreeMap::new(),
+    };
 
     let mut consumer_groups = Vec::new();
     for (group, taken) in samples {

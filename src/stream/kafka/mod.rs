@@ -51,6 +51,10 @@ pub struct KafkaConfig {
     /// Offer `stream_produce` for this source (default false).
     #[serde(default)]
     pub allow_produce: bool,
+    /// Consumer groups `stream_describe_topic` judges when the caller names none, besides the
+    /// groups the cluster lists (some Kafka-compatible brokers list none).
+    #[serde(default)]
+    pub groups: Vec<String>,
     /// What the cluster carries, shown to the model.
     pub description: Option<String>,
     /// How long to wait for the brokers' metadata, in milliseconds (default 5000).
@@ -94,6 +98,9 @@ pub struct KafkaSource {
     properties: BTreeMap<String, String>,
     allow: AllowList,
     allow_produce: bool,
+    groups: Vec<String>,
+    /// Whether the brokers answer DescribeConfigs (the mock cluster does not, and times out).
+    describe_configs: bool,
     timeout: Duration,
     history: LagHistory,
     producer: OnceCell<rdkafka::producer::FutureProducer>,
@@ -142,6 +149,8 @@ pub fn open(
         properties,
         allow: AllowList::new(topics),
         allow_produce: config.allow_produce,
+        groups: config.groups,
+        describe_configs: true,
         timeout: Duration::from_millis(config.timeout_ms.unwrap_or(5_000).max(100)),
         history: LagHistory::default(),
         producer: OnceCell::new(),
@@ -159,6 +168,8 @@ pub fn open_demo(name: &str, config: DemoConfig) -> Arc<dyn Source> {
         properties: BTreeMap::new(),
         allow: AllowList::new(vec![DEMO_TOPIC.to_owned()]),
         allow_produce: config.allow_produce,
+        groups: demo::DEMO_GROUPS.iter().map(|g| (*g).to_owned()).collect(),
+        describe_configs: false,
         timeout: Duration::from_secs(5),
         history: LagHistory::default(),
         producer: OnceCell::new(),

@@ -131,6 +131,7 @@ pub(super) fn read(
         scan.start_partition(partition, range.start);
         if range.end.is_some_and(|end| range.start >= end) {
             range.done = true;
+            scan.partition_done(partition);
             continue;
         }
         assignment
@@ -164,7 +165,10 @@ pub(super) fn read(
                     continue;
                 };
                 if range.done || range.end.is_some_and(|end| offset >= end) {
-                    range.done = true;
+                    if !range.done {
+                        range.done = true;
+                        scan.partition_done(partition);
+                    }
                 } else {
                     let headers = KafkaHeaders(message.headers());
                     let raw = RawMessage {
@@ -180,6 +184,7 @@ pub(super) fn read(
                     }
                     if range.end.is_some_and(|end| offset + 1 >= end) {
                         range.done = true;
+                        scan.partition_done(partition);
                     }
                 }
                 if ranges.values().all(|r| r.done) {
@@ -190,8 +195,10 @@ pub(super) fn read(
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 if let Some(range) = ranges.get_mut(&partition)
                     && range.end.is_some()
+                    && !range.done
                 {
                     range.done = true;
+                    scan.partition_done(partition);
                 }
                 if ranges.values().all(|r| r.done) {
                     scan.stop(Stop::EndOfData);

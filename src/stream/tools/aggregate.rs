@@ -137,21 +137,32 @@ impl Collector for Fold {
             .and_then(|path| FieldRef::in_value(path, value))
             .and_then(number);
         let closed = self.windows.add(partition, time, &group, number);
-        if let Some(progress) = &self.progress {
-            for start in closed {
-                let rows = self.windows.rows_of(start, self.group.is_some());
-                self.emitted += 1;
-                progress.report(
-                    self.emitted as f64,
-                    None,
-                    Some(
-                        Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>())
-                            .to_string(),
-                    ),
-                );
-            }
-        }
+        self.emit(closed);
         Take::Kept
+    }
+
+    fn partition_started(&mut self, partition: i32) {
+        self.windows.expect_partition(partition);
+    }
+
+    fn partition_done(&mut self, partition: i32) {
+        let closed = self.windows.partition_done(partition);
+        self.emit(closed);
+    }
+}
+
+impl Fold {
+    /// In micro-batch mode, sends each newly closed window's rows as a progress notification.
+    fn emit(&mut self, closed: Vec<i64>) {
+        let Some(progress) = &self.progress else {
+            return;
+        };
+        for start in closed {
+            let rows = self.windows.rows_of(start, self.group.is_some());
+            self.emitted += 1;
+            let rows = Value::from(rows.into_iter().map(Value::Object).collect::<Vec<_>>());
+            progress.report(self.emitted as f64, None, Some(rows.to_string()));
+        }
     }
 }
 

@@ -59,11 +59,16 @@ fn names(sources: &Sources) -> String {
 /// The topic a call names, checked against the source's allow-list. Sources whose only stream
 /// is their URL take no topic (empty).
 pub(crate) fn topic(source: &dyn Source, topic: Option<&str>) -> Result<String, ToolError> {
-    let topic = topic.unwrap_or("");
+    let allowed = source.info().topics;
+    // A source that allows exactly one topic needs no name.
+    let only = match allowed.as_slice() {
+        [one] if !one.contains(['*', '?']) => Some(one.as_str()),
+        _ => None,
+    };
+    let topic = topic.or(only).unwrap_or("");
     if source.allows(topic) {
         return Ok(topic.to_owned());
     }
-    let allowed = source.info().topics;
     Err(if topic.is_empty() {
         ToolError::InvalidArguments(format!(
             "name the topic of source '{}' (allowed: {})",

@@ -11,6 +11,7 @@ pub mod cursor;
 pub mod http;
 pub mod kafka;
 pub mod lag;
+pub mod live;
 pub mod scan;
 pub mod source;
 pub mod time;

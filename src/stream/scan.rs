@@ -520,6 +520,23 @@ impl Scan {
         Flow::Continue
     }
 
+    /// Counts a message the source examined but skips before the filter (it precedes the
+    /// requested start time), so it counts against `max_scan` and moves the cursor.
+    pub fn pass(&mut self, raw: &RawMessage<'_>) -> Flow {
+        if self.stopped.is_some() {
+            return Flow::Stop;
+        }
+        if self.stats.scanned >= self.limits.max_scan {
+            return self.stop(Stop::MaxScan);
+        }
+        self.stats.scanned += 1;
+        self.stats.bytes_scanned += raw.size() as u64;
+        if let Some(offset) = raw.offset {
+            self.positions.insert(raw.partition, offset + 1);
+        }
+        Flow::Continue
+    }
+
     /// Stops the scan for `reason` (the first reason given wins).
     pub fn stop(&mut self, reason: Stop) -> Flow {
         self.stopped.get_or_insert(reason);

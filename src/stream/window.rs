@@ -325,17 +325,19 @@ impl Windows {
 
     /// Moves the watermark and closes the windows it passed; returns their starts.
     fn advance(&mut self) -> Vec<i64> {
-        let Some(&low) = self.partition_marks.values().min() else {
-            return Vec::new();
+        let watermark = match self.partition_marks.values().min() {
+            Some(&low) => low.saturating_sub(self.spec.lateness_ms),
+            // Every partition has ended: no message can come, every window is final.
+            None if !self.finished_partitions.is_empty() => i64::MAX,
+            None => return Vec::new(),
         };
-        let watermark = low.saturating_sub(self.spec.lateness_ms);
         if watermark <= self.watermark {
             return Vec::new();
         }
         self.watermark = watermark;
         let mut closed = Vec::new();
         for (&start, window) in self.windows.range_mut(..) {
-            if start + self.spec.size_ms > watermark {
+            if start.saturating_add(self.spec.size_ms) > watermark {
                 break;
             }
             if !window.closed {

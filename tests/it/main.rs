@@ -26,5 +26,6 @@ mod policies;
 mod postgres;
 mod protocol;
 mod stdio;
+mod streams;
 mod workflow_mcp;
 mod workflows;

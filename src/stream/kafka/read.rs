@@ -75,11 +75,13 @@ pub(super) fn read(
     }
 
     let mut ranges = BTreeMap::new();
+    let mut lows = BTreeMap::new();
     let mut by_time = TopicPartitionList::new();
     for &partition in &chosen {
         let (low, high) = consumer
             .fetch_watermarks(&plan.topic, partition, io_timeout(deadline))
             .map_err(|e| upstream("cannot read the partition offsets", &brokers, &e))?;
+        lows.insert(partition, low);
         let latest = plan.resume.is_none() && plan.start == Start::Named(NamedStart::Latest);
         let start = match (&plan.resume, &plan.start) {
             (Some(resume), _) => resume.get(&partition).copied().unwrap_or(low),
@@ -113,16 +115,34 @@ pub(super) fn read(
             },
         );
     }
+    // Messages before this time are skipped while reading, where the broker could not find
+    // the first offset at the time itself.
+    let mut skip_before: Option<i64> = None;
     if by_time.count() > 0 {
         let found = consumer
             .offsets_for_times(by_time, io_timeout(deadline))
             .map_err(|e| upstream("cannot find offsets by time", &brokers, &e))?;
         for element in found.elements() {
-            if let (Offset::Offset(offset), Some(range)) =
-                (element.offset(), ranges.get_mut(&element.partition()))
-            {
-                range.start = offset.min(range.start);
+            let Some(range) = ranges.get_mut(&element.partition()) else {
+                continue;
+            };
+            match element.offset() {
+                Offset::Offset(offset) => range.start = offset.min(range.start),
+                // "No message at or after the time", or a broker that cannot look offsets up
+                // by time (librdkafka's mock cluster): read the partition and skip older
+                // messages. The scan limits bound the cost.
+                _ => {
+                    if let (Start::Timestamp { timestamp }, Some(low)) =
+                        (&plan.start, lows.get(&element.partition()))
+                    {
+                        range.start = *low;
+                        skip_before = Some(timestamp.millis());
+                    }
+                }
             }
+        }
+        if skip_before.is_some() {
+            scan.note("the broker did not find offsets by time for some partitions; they were read from their oldest message, skipping older ones (counted as scanned)");
         }
     }
 
@@ -179,7 +199,14 @@ pub(super) fn read(
                         value: message.payload(),
                         headers: &headers,
                     };
-                    if scan.offer(&raw) == Flow::Stop {
+                    let early =
+                        skip_before.is_some_and(|t| raw.timestamp_ms.is_some_and(|ts| ts < t));
+                    let flow = if early {
+                        scan.pass(&raw)
+                    } else {
+                        scan.offer(&raw)
+                    };
+                    if flow == Flow::Stop {
                         break;
                     }
                     if range.end.is_some_and(|end| offset + 1 >= end) {

@@ -26,6 +26,8 @@ mod policies;
 mod postgres;
 mod protocol;
 mod stdio;
+mod stream_live;
 mod streams;
+mod streams_broker;
 mod workflow_mcp;
 mod workflows;

@@ -50,6 +50,14 @@ impl Kafka {
         }
     }
 
+    /// A handle on a broker the test did not start (nothing to stop).
+    pub fn attach(bootstrap: &str) -> Kafka {
+        Kafka {
+            bootstrap: bootstrap.to_owned(),
+            stop: None,
+        }
+    }
+
     /// Writes messages: (partition, timestamp ms, key, value, headers).
     pub fn produce(
         &self,

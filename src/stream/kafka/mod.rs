@@ -103,7 +103,6 @@ pub struct KafkaSource {
     describe_configs: bool,
     timeout: Duration,
     history: LagHistory,
-    producer: OnceCell<rdkafka::producer::FutureProducer>,
 }
 
 /// Opens a `kind = "kafka"` source.
@@ -153,7 +152,6 @@ pub fn open(
         describe_configs: true,
         timeout: Duration::from_millis(config.timeout_ms.unwrap_or(5_000).max(100)),
         history: LagHistory::default(),
-        producer: OnceCell::new(),
     }))
 }
 
@@ -172,7 +170,6 @@ pub fn open_demo(name: &str, config: DemoConfig) -> Arc<dyn Source> {
         describe_configs: false,
         timeout: Duration::from_secs(5),
         history: LagHistory::default(),
-        producer: OnceCell::new(),
     })
 }
 
@@ -344,12 +341,6 @@ impl Source for KafkaSource {
 
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if let Some(producer) = self.producer.get() {
-                use rdkafka::producer::Producer;
-                let producer = producer.clone();
-                let _ = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(2)))
-                    .await;
-            }
             if let Brokers::Demo(cluster) = &self.brokers
                 && let Some(Ok(cluster)) = cluster.get()
             {

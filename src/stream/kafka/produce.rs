@@ -1,5 +1,5 @@
-//! Writing messages, only for sources with `allow_produce`: one idempotent producer per source,
-//! made on first use, so a retried send never duplicates a message.
+//! Writing messages, only for sources with `allow_produce`, with an idempotent producer, so a
+//! send librdkafka retries is never written twice.
 
 use std::time::Duration;
 
@@ -18,23 +18,19 @@ pub(super) async fn produce(
     topic: &str,
     messages: Vec<OutgoingMessage>,
 ) -> Result<Vec<Produced>, ToolError> {
-    let producer = source
-        .producer
-        .get_or_try_init(|| async {
-            let mut config = source.client_config(bootstrap);
-            config
-                .set("enable.idempotence", "true")
-                .set("acks", "all")
-                .set("linger.ms", "5")
-                .set(
-                    "message.timeout.ms",
-                    source.timeout.as_millis().max(1_000).to_string(),
-                );
-            config
-                .create::<FutureProducer>()
-                .map_err(|e| upstream("cannot create a Kafka producer", bootstrap, &e))
-        })
-        .await?;
+    // A producer per call: callers are isolated, and no producer state outlives a broker
+    // that restarted (an idempotent producer's id and sequence numbers would be stale).
+    let mut config = source.client_config(bootstrap);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        // Delivery is awaited within the call's deadline below; librdkafka keeps retrying for
+        // this long, so a broker that is briefly away still gets the message.
+        .set("message.timeout.ms", "30000");
+    let producer: FutureProducer = config
+        .create()
+        .map_err(|e| upstream("cannot create a Kafka producer", bootstrap, &e))?;
     let mut sends = Vec::with_capacity(messages.len());
     for message in &messages {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
@@ -58,9 +54,20 @@ pub(super) async fn produce(
     }
     let mut produced = Vec::with_capacity(sends.len());
     for (index, send) in sends.into_iter().enumerate() {
+        let remaining = ctx.remaining().saturating_sub(Duration::from_millis(100));
         let delivery = tokio::select! {
             delivery = send => delivery,
             _ = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
+            _ = tokio::time::sleep(remaining) => {
+                return Err(ToolError::Upstream {
+                    message: format!(
+                        "message {index} was not confirmed before the call's deadline ({} of {} were); it may still be written: read the topic before sending it again",
+                        produced.len(),
+                        messages.len()
+                    ),
+                    transient: false,
+                });
+            }
         };
         match delivery {
             Ok(delivery) => produced.push(Produced {

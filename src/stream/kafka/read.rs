@@ -146,9 +146,13 @@ pub(super) fn read(
         }
     }
 
+    // Every partition is announced before any is reported done: a watermark over the read's
+    // partitions must know them all.
+    for (&partition, range) in &ranges {
+        scan.start_partition(partition, range.start);
+    }
     let mut assignment = TopicPartitionList::new();
     for (&partition, range) in &mut ranges {
-        scan.start_partition(partition, range.start);
         if range.end.is_some_and(|end| range.start >= end) {
             range.done = true;
             scan.partition_done(partition);

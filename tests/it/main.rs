@@ -27,7 +27,6 @@ mod postgres;
 mod protocol;
 mod stdio;
 mod stream_live;
-mod stream_live;
 mod streams;
 mod streams_broker;
 mod workflow_mcp;

@@ -651,7 +651,7 @@ mod tests {
                 deadline: Instant::now() + Duration::from_secs(5),
             },
             Formats::default(),
-            filter.map(|f| Filter::compile(f).unwrap()),
+            filter.map(|f| Filter::compile(f).expect("valid")),
             Box::new(Count(0, cap)),
         )
     }
@@ -723,7 +723,7 @@ mod tests {
 
     #[test]
     fn a_filter_may_only_read_message_variables() {
-        let error = Filter::compile("steps.x == 1").unwrap_err();
+        let error = Filter::compile("steps.x == 1").expect_err("an error");
         assert!(error.contains("`steps`"), "{error}");
         assert!(Filter::compile("format != 'json' && size > 10").is_ok());
     }

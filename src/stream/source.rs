@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn start_positions_parse_from_the_documented_forms() {
-        let parse = |v: Value| serde_json::from_value::<Start>(v).unwrap();
+        let parse = |v: Value| serde_json::from_value::<Start>(v).expect("valid");
         assert_eq!(parse("earliest".into()), Start::Named(NamedStart::Earliest));
         assert_eq!(
             parse(serde_json::json!({"tail": 5})),

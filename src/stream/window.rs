@@ -604,15 +604,16 @@ mod tests {
     #[test]
     fn field_paths_reach_into_objects_and_arrays() {
         let value = serde_json::json!({"customer": {"country": "FR"}, "items": [{"sku": "A"}]});
-        let FieldRef::Value(path) = FieldRef::parse("value.customer.country").unwrap() else {
+        let FieldRef::Value(path) = FieldRef::parse("value.customer.country").expect("valid")
+        else {
             panic!()
         };
         assert_eq!(FieldRef::in_value(&path, &value), Some(&Value::from("FR")));
-        let FieldRef::Value(path) = FieldRef::parse("items.0.sku").unwrap() else {
+        let FieldRef::Value(path) = FieldRef::parse("items.0.sku").expect("valid") else {
             panic!()
         };
         assert_eq!(FieldRef::in_value(&path, &value), Some(&Value::from("A")));
-        assert_eq!(FieldRef::parse("key").unwrap(), FieldRef::Key);
+        assert_eq!(FieldRef::parse("key").expect("valid"), FieldRef::Key);
         assert!(FieldRef::parse("a..b").is_err());
     }
 }

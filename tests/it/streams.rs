@@ -23,6 +23,15 @@ use crate::support::*;
 /// 2025-01-01T00:00:00Z.
 const T0: i64 = 1_735_689_600_000;
 
+/// A message to write: partition, timestamp (ms), key, value, headers.
+pub type Outgoing<'a> = (
+    i32,
+    i64,
+    Option<&'a str>,
+    &'a [u8],
+    &'a [(&'a str, &'a str)],
+);
+
 /// A mock cluster on its own thread (it must stay on the thread that made it).
 pub struct Kafka {
     pub bootstrap: String,
@@ -59,11 +68,7 @@ impl Kafka {
     }
 
     /// Writes messages: (partition, timestamp ms, key, value, headers).
-    pub fn produce(
-        &self,
-        topic: &str,
-        messages: &[(i32, i64, Option<&str>, &[u8], &[(&str, &str)])],
-    ) {
+    pub fn produce(&self, topic: &str, messages: &[Outgoing<'_>]) {
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .set("linger.ms", "0")
@@ -155,7 +160,7 @@ fn events_cluster() -> Kafka {
             })
         })
         .collect();
-    let mut messages: Vec<(i32, i64, Option<&str>, &[u8], &[(&str, &str)])> = values
+    let mut messages: Vec<Outgoing<'_>> = values
         .iter()
         .map(|(p, t, k, v)| {
             (
@@ -211,8 +216,8 @@ fn offsets(messages: &Value) -> Vec<(i64, i64)> {
         .iter()
         .map(|m| {
             (
-                m["partition"].as_i64().unwrap(),
-                m["offset"].as_i64().unwrap(),
+                m["partition"].as_i64().expect("present"),
+                m["offset"].as_i64().expect("present"),
             )
         })
         .collect()
@@ -225,7 +230,7 @@ async fn reads_start_where_asked_and_stop_at_the_end_of_the_data() {
     let client = connect(Some(&sandbox.config())).await;
 
     let all = read(&client, json!({"topic": "events", "max_messages": 100})).await;
-    assert_eq!(all["messages"].as_array().unwrap().len(), 22);
+    assert_eq!(all["messages"].as_array().expect("present").len(), 22);
     assert_eq!(all["stopped"], "end_of_data");
     assert_eq!(all["truncated"], false);
     assert_eq!(all["stats"]["scanned"], 22);
@@ -356,7 +361,10 @@ async fn a_filter_runs_while_scanning_and_reports_what_it_scanned() {
     // The two values that are not JSON objects make the filter fail: counted, not matched.
     assert_eq!(big["stats"]["filter_errors"], 2);
     assert!(
-        big["notes"][0].as_str().unwrap().contains("failed on 2"),
+        big["notes"][0]
+            .as_str()
+            .expect("present")
+            .contains("failed on 2"),
         "{big:?}"
     );
 
@@ -439,11 +447,11 @@ async fn every_limit_stops_the_read_and_says_so() {
     .await;
     assert_eq!(bytes["stopped"], "max_bytes");
     assert_eq!(bytes["truncated"], true);
-    let kept = bytes["messages"].as_array().unwrap().len();
+    let kept = bytes["messages"].as_array().expect("present").len();
     assert!((1..22).contains(&kept), "{kept}");
     let size: usize = bytes["messages"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .map(|m| m["value"].to_string().len() + m["key"].to_string().len())
         .sum();
@@ -565,7 +573,7 @@ async fn windows_count_messages_at_known_times_and_late_ones_are_stated() {
     .await;
     assert!(!is_error(&result), "{}", text(&result));
     let out = structured(&result);
-    let rows = out["rows"].as_array().unwrap();
+    let rows = out["rows"].as_array().expect("present");
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[0]["window_start"], "2025-01-01T00:00:00.000Z");
     assert_eq!(rows[0]["count"], 5);
@@ -588,20 +596,20 @@ async fn windows_count_messages_at_known_times_and_late_ones_are_stated() {
     assert_eq!(grouped["late"], 0);
     let first: Vec<(String, i64)> = grouped["rows"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .filter(|r| r["window_start"] == "2025-01-01T00:00:00.000Z")
         .map(|r| {
             (
-                r["group"].as_str().unwrap().to_owned(),
-                r["count"].as_i64().unwrap(),
+                r["group"].as_str().expect("present").to_owned(),
+                r["count"].as_i64().expect("present"),
             )
         })
         .collect();
     assert_eq!(first, [("a".to_owned(), 6), ("b".to_owned(), 5)]);
 
     // Micro-batches: each closed window goes out as progress while the read runs.
-    progress.0.lock().unwrap().clear();
+    progress.0.lock().expect("present").clear();
     let batches = call_on(
         &client,
         "stream_aggregate",
@@ -609,9 +617,10 @@ async fn windows_count_messages_at_known_times_and_late_ones_are_stated() {
     )
     .await;
     assert!(!is_error(&batches), "{}", text(&batches));
-    let sent = progress.0.lock().unwrap().clone();
+    let sent = progress.0.lock().expect("present").clone();
     assert!(!sent.is_empty(), "windows arrive as progress");
-    let first: Value = serde_json::from_str(sent[0].message.as_deref().unwrap()).unwrap();
+    let first: Value =
+        serde_json::from_str(sent[0].message.as_deref().expect("present")).expect("present");
     assert_eq!(
         first[0]["window_start"], "1970-01-01T00:00:00.000Z",
         "{first}"
@@ -705,7 +714,7 @@ async fn lag_is_judged_per_group_and_reading_leaves_committed_offsets_alone() {
     .await;
     assert!(!is_error(&described), "{}", text(&described));
     let out = structured(&described);
-    assert_eq!(out["partitions"].as_array().unwrap().len(), 2);
+    assert_eq!(out["partitions"].as_array().expect("present").len(), 2);
     assert_eq!(out["partitions"][1]["high"], 12);
     let billing = &out["consumer_groups"][0];
     assert_eq!(billing["group"], "billing");
@@ -713,7 +722,7 @@ async fn lag_is_judged_per_group_and_reading_leaves_committed_offsets_alone() {
     assert_eq!(billing["verdict"], "stopped", "{billing}");
     assert_eq!(billing["partitions"][0]["lag"], 6);
     assert_eq!(billing["partitions"][1]["verdict"], "ok");
-    assert!(billing["samples"].as_u64().unwrap() >= 2);
+    assert!(billing["samples"].as_u64().expect("present") >= 2);
 
     assert_eq!(
         kafka.committed("billing", "events", 2),
@@ -769,9 +778,9 @@ output:
     assert_eq!(output["customers"], 2500, "{out:?}");
     let counts: Vec<i64> = output["rows"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
-        .map(|r| r["count"].as_i64().unwrap())
+        .map(|r| r["count"].as_i64().expect("present"))
         .collect();
     assert_eq!(counts.iter().sum::<i64>(), 22, "{output}");
     client.cancel().await.expect("close");

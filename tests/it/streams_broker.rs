@@ -145,7 +145,7 @@ async fn the_tools_work_end_to_end_on_a_real_broker_over_http() {
         json!({"topic": "payments", "messages": messages}),
     )
     .await;
-    assert_eq!(written["written"].as_array().unwrap().len(), 6);
+    assert_eq!(written["written"].as_array().expect("present").len(), 6);
 
     let topics = ok(&client, "stream_list_topics", json!({})).await;
     assert_eq!(topics["topics"][0]["name"], "payments");
@@ -158,7 +158,7 @@ async fn the_tools_work_end_to_end_on_a_real_broker_over_http() {
         json!({"topic": "payments", "max_messages": 100}),
     )
     .await;
-    assert_eq!(read["messages"].as_array().unwrap().len(), 6);
+    assert_eq!(read["messages"].as_array().expect("present").len(), 6);
     assert_eq!(read["stopped"], "end_of_data");
     assert_eq!(read["messages"][0]["headers"], json!({"origin": "test"}));
 
@@ -184,7 +184,7 @@ async fn the_tools_work_end_to_end_on_a_real_broker_over_http() {
         json!({"topic": "payments", "cursor": page["cursor"]}),
     )
     .await;
-    assert_eq!(rest["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(rest["messages"].as_array().expect("present").len(), 2);
 
     let summary = ok(
         &client,
@@ -194,12 +194,12 @@ async fn the_tools_work_end_to_end_on_a_real_broker_over_http() {
     .await;
     let sums: Vec<(String, f64)> = summary["rows"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .map(|r| {
             (
-                r["group"].as_str().unwrap().to_owned(),
-                r["sum"].as_f64().unwrap(),
+                r["group"].as_str().expect("present").to_owned(),
+                r["sum"].as_f64().expect("present"),
             )
         })
         .collect::<Vec<_>>()
@@ -226,7 +226,7 @@ async fn the_tools_work_end_to_end_on_a_real_broker_over_http() {
     .await;
     let billing = described["consumer_groups"]
         .as_array()
-        .unwrap()
+        .expect("present")
         .iter()
         .find(|g| g["group"] == "billing")
         .cloned()
@@ -258,7 +258,7 @@ async fn a_broker_that_goes_down_is_a_clear_error_and_reads_work_again_when_it_r
     )
     .await;
     let first = ok(&client, "stream_read", json!({"topic": "payments"})).await;
-    assert_eq!(first["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(first["messages"].as_array().expect("present").len(), 1);
 
     broker.down();
     let started = Instant::now();

@@ -505,12 +505,22 @@ async fn paths_are_appended_to_the_url_only_when_allowed() {
     client.cancel().await.expect("close");
 }
 
-/// A WebSocket server: records the Authorization header and the first message it receives,
-/// then sends `frames` and closes (at once when `frames` is empty and `wait_for_subscribe` is
-/// false).
+/// How a WebSocket server's script ends.
+#[derive(Clone, Copy, PartialEq)]
+enum WsEnd {
+    /// A close frame.
+    Close,
+    /// Nothing more, connection kept open.
+    Hang,
+    /// The TCP connection dropped, without a close frame.
+    Drop,
+}
+
+/// A WebSocket server: records the Authorization header and the first message it receives
+/// (when `wait_for_subscribe`), then sends `frames` and ends as `end` says.
 // The handshake callback's error type is tungstenite's, large or not.
 #[allow(clippy::result_large_err)]
-async fn ws_server(frames: Vec<Message>, wait_for_subscribe: bool) -> Server {
+async fn ws_server(frames: Vec<Message>, wait_for_subscribe: bool, end: WsEnd) -> Server {
     let (listener, address) = listener().await;
     let requests = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&requests);
@@ -551,6 +561,14 @@ async fn ws_server(frames: Vec<Message>, wait_for_subscribe: bool) -> Server {
                         return;
                     }
                 }
+                match end {
+                    WsEnd::Close => {}
+                    WsEnd::Hang => {
+                        tokio::time::sleep(Duration::from_secs(120)).await;
+                        return;
+                    }
+                    WsEnd::Drop => return,
+                }
                 let _ = ws.close(None).await;
                 // Let the close handshake finish before the socket goes.
                 let _ = tokio::time::timeout(Duration::from_secs(2), async {
@@ -575,7 +593,7 @@ async fn websocket_reads_frames_after_sending_the_subscribe_message() {
         Message::binary(vec![0xff_u8, 0x00]),
         Message::text("done"),
     ];
-    let server = ws_server(frames, true).await;
+    let server = ws_server(frames, true, WsEnd::Close).await;
     let source = format!(
         "kind = \"websocket\"\nurl = \"{}/feed\"\nsubscribe = {{ op = \"subscribe\", channel = \"trades\" }}\nheaders = {{ Authorization = \"Bearer ${{DATAMCP_LIVE_TEST_TOKEN:-tok-123}}\" }}\n",
         server.url
@@ -624,7 +642,7 @@ async fn websocket_reads_frames_after_sending_the_subscribe_message() {
 
 #[tokio::test]
 async fn a_websocket_that_closes_before_any_message_is_an_error() {
-    let server = ws_server(Vec::new(), false).await;
+    let server = ws_server(Vec::new(), false, WsEnd::Close).await;
     let source = format!("kind = \"websocket\"\nurl = \"{}\"\n", server.url);
     let sandbox = sandbox(&[("ws", source)]);
     let client = connect(Some(&sandbox.config())).await;
@@ -632,6 +650,67 @@ async fn a_websocket_that_closes_before_any_message_is_an_error() {
     let (error, elapsed) = read_error(&client, json!({"max_wait_ms": 3000})).await;
     assert!(error.contains("closed the stream"), "{error}");
     assert!(elapsed < PROMPTLY, "{elapsed:?}");
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_websocket_that_stalls_or_drops_returns_what_arrived() {
+    let two = || vec![Message::text(r#"{"n":0}"#), Message::text(r#"{"n":1}"#)];
+    let silent = ws_server(Vec::new(), false, WsEnd::Hang).await;
+    let stalls = ws_server(two(), false, WsEnd::Hang).await;
+    let drops = ws_server(two(), false, WsEnd::Drop).await;
+    let sandbox = sandbox(&[
+        (
+            "silent",
+            format!("kind = \"websocket\"\nurl = \"{}\"\n", silent.url),
+        ),
+        (
+            "stalls",
+            format!("kind = \"websocket\"\nurl = \"{}\"\n", stalls.url),
+        ),
+        (
+            "drops",
+            format!("kind = \"websocket\"\nurl = \"{}\"\n", drops.url),
+        ),
+    ]);
+    let client = connect(Some(&sandbox.config())).await;
+
+    let (error, elapsed) =
+        read_error(&client, json!({"source": "silent", "max_wait_ms": 1000})).await;
+    assert!(error.contains("sent no message"), "{error}");
+    assert!(elapsed < PROMPTLY, "{elapsed:?}");
+
+    let (output, elapsed) = read(&client, json!({"source": "stalls", "max_wait_ms": 1000})).await;
+    assert_eq!(ns(&output), vec![0, 1]);
+    assert_eq!(output["stopped"], "max_wait");
+    assert!(elapsed < PROMPTLY, "{elapsed:?}");
+
+    let (output, _) = read(&client, json!({"source": "drops", "max_wait_ms": 5000})).await;
+    assert_eq!(ns(&output), vec![0, 1]);
+    assert_eq!(output["stopped"], "stream_closed");
+    assert!(notes(&output).contains("broke"), "{output:?}");
+    client.cancel().await.expect("close");
+}
+
+#[tokio::test]
+async fn an_oversize_line_is_skipped_with_a_note() {
+    let big = format!("{{\"big\":\"{}\"}}\n", "x".repeat(1_200_000));
+    let server = http_server(vec![
+        ndjson(),
+        chunk("{\"n\":0}\n"),
+        chunk(&big),
+        chunk("{\"n\":1}\n"),
+        end(),
+    ])
+    .await;
+    let sandbox = sandbox(&[("feed", http_source(&server.url))]);
+    let client = connect(Some(&sandbox.config())).await;
+
+    let (output, _) = read(&client, json!({"max_bytes": 1_000_000})).await;
+    assert_eq!(ns(&output), vec![0, 1]);
+    assert_eq!(output["stats"]["scanned"], 2);
+    assert!(notes(&output).contains("skipped"), "{output:?}");
+    assert_eq!(output["stopped"], "stream_closed");
     client.cancel().await.expect("close");
 }
 

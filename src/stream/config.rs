@@ -122,3 +122,63 @@ fn line_of_table(source: &ConfigSource, name: &str) -> usize {
         .position(|line| headers.iter().any(|h| line.trim() == h))
         .map_or(0, |index| index + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<BTreeMap<String, Arc<dyn Source>>, ConfigError> {
+        let source = ConfigSource::new(text, "streams.toml", None);
+        open(&source.decode::<StreamsFile>()?, &source)
+    }
+
+    #[test]
+    fn the_example_config_opens_a_source_of_each_kind() {
+        let sources = load(include_str!("../../examples/streams.toml")).expect("valid");
+        let kinds: Vec<(String, String)> = sources
+            .values()
+            .map(|s| (s.name().to_owned(), s.info().kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("demo".into(), "demo".into()),
+                ("payments".into(), "kafka".into()),
+                ("prices".into(), "http".into()),
+                ("ticks".into(), "websocket".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn settings_that_would_join_a_group_are_refused_with_their_line() {
+        let error = load(
+            "[streams.k]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n[streams.k.properties]\n\"group.id\" = \"x\"\n",
+        )
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(error.contains("line 1"), "{error}");
+        assert!(error.contains("'group.id' is set by datamcp"), "{error}");
+
+        let error = load("[streams.k]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\n[streams.k.properties]\n\"no.such.property\" = \"1\"\n")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("librdkafka refuses"), "{error}");
+
+        let error = load("[streams.k]\nkind = \"pulsar\"\n")
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("pulsar"), "{error}");
+    }
+
+    #[test]
+    fn without_a_config_file_the_demo_is_served_and_with_one_nothing_unasked() {
+        let none = ConfigSource::none();
+        let sources = open(&none.decode::<StreamsFile>().expect("empty"), &none).expect("demo");
+        assert_eq!(sources.keys().collect::<Vec<_>>(), ["demo"]);
+        assert!(load("read_only = true\n").expect("valid").is_empty());
+    }
+}

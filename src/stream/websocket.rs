@@ -189,7 +189,7 @@ impl WebSocketSource {
             () = cancel.cancelled() => return Err(ToolError::Cancelled),
             () = tokio::time::sleep_until(connect_by.into()) => return Err(ToolError::Upstream {
                 message: format!(
-                    "{shown} did not complete the WebSocket handshake within {} ms; check that the server is up, or raise connect_timeout_ms",
+                    "{shown} did not complete the WebSocket handshake within {} ms; check that the server is up, or raise connect_timeout_ms (or max_wait_ms, when that was shorter)",
                     started.elapsed().as_millis()
                 ),
                 transient: true,

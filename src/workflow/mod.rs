@@ -46,6 +46,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "examples/workflows/customer_overview.yaml",
         include_str!("../../examples/workflows/customer_overview.yaml"),
     ),
+    (
+        "examples/workflows/payments_vs_history.yaml",
+        include_str!("../../examples/workflows/payments_vs_history.yaml"),
+    ),
 ];
 
 /// The workflow keys of the config file.

@@ -213,31 +213,49 @@ pub enum Verdict {
 }
 
 /// Where a read starts.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum Start {
     /// `earliest` (the oldest message held) or `latest` (only messages that arrive during the
     /// read).
     Named(NamedStart),
-    /// The last N messages of each partition.
-    Tail {
-        /// How many.
-        tail: u64,
-    },
+    /// The last `tail` messages of each partition.
+    Tail { tail: u64 },
     /// This offset in each partition.
-    Offset {
-        /// The offset.
-        offset: i64,
-    },
-    /// The first message at or after this time (milliseconds since the epoch, or RFC 3339).
-    Timestamp {
-        /// The time.
-        timestamp: TimeArg,
-    },
+    Offset { offset: i64 },
+    /// The first message at or after this time.
+    Timestamp { timestamp: TimeArg },
+}
+
+/// The schema is written out: the generated one repeats every variant's docs, and every model
+/// that sees `stream_read` pays for its size. The tools' parameter docs explain the forms.
+impl JsonSchema for Start {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Start".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "anyOf": [
+                {"enum": ["earliest", "latest"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "tail": {"type": "integer", "minimum": 0},
+                        "offset": {"type": "integer"},
+                        "timestamp": {"type": ["integer", "string"]}
+                    },
+                    "additionalProperties": false,
+                    "minProperties": 1,
+                    "maxProperties": 1
+                }
+            ]
+        })
+    }
 }
 
 /// `earliest` or `latest`.
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NamedStart {
     /// The oldest message held.

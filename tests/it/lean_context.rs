@@ -157,7 +157,7 @@ fn same_verdicts(registry: &Registry) -> usize {
 }
 
 #[test]
-fn a_tool_costs_the_model_at_most_500_bytes_and_its_output_schema_600_on_average() {
+fn a_tool_costs_the_model_at_most_650_bytes_and_its_output_schema_600_on_average() {
     let registry = registry("");
     let tools = registry.list();
     let (mut model, mut output) = (0, 0);
@@ -169,7 +169,9 @@ fn a_tool_costs_the_model_at_most_500_bytes_and_its_output_schema_600_on_average
     }
     let (model, output) = (model / tools.len(), output / tools.len());
     eprintln!("per tool on average: {model} model-visible bytes, {output} output-schema bytes");
-    assert!(model <= 500, "{model}");
+    // 500 for the SQL and workflow tools alone; the stream tools' reads take 12 and 16
+    // arguments (start positions, four limits, a filter, windows), which lifts the average.
+    assert!(model <= 650, "{model}");
     assert!(output <= 600, "{output}");
 }
 
@@ -213,9 +215,11 @@ async fn tools_list_bytes(config: Option<&std::path::Path>) -> usize {
 }
 
 /// Budgets for the `tools/list` answer, in bytes. They were 24,852 for the 7 SQL tools before
-/// the lean schemas; a change that passes one should be a decision, not an accident.
+/// the lean schemas; a change that passes one should be a decision, not an accident. The default
+/// budget was 15,000 for SQL and the example workflows; the stream kind's five demo tools
+/// (about 6,000 bytes with their output schemas) raised it.
 const SQL_TOOLS_BUDGET: usize = 8_000;
-const DEFAULT_BUDGET: usize = 15_000;
+const DEFAULT_BUDGET: usize = 22_000;
 const DISCOVERY_BUDGET: usize = 1_500;
 
 #[tokio::test]

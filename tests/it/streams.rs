@@ -335,14 +335,16 @@ async fn keys_values_and_headers_are_decoded_as_asked() {
 
     let as_text = read(
         &client,
-        json!({"topic": "events", "partitions": [0], "max_messages": 1, "value_format": "text", "key_format": "base64"}),
+        json!({"topic": "events", "partitions": [0], "max_messages": 1, "value_format": "base64"}),
     )
     .await;
+    // Base64 of `{"amount":0.0,"kind":"a","n":0}`.
     assert_eq!(
         as_text["messages"][0]["value"],
-        r#"{"amount":0.0,"kind":"a","n":0}"#
+        "eyJhbW91bnQiOjAuMCwia2luZCI6ImEiLCJuIjowfQ=="
     );
-    assert_eq!(as_text["messages"][0]["key"], "azA=");
+    assert_eq!(as_text["messages"][0]["encoding"], "base64");
+    assert_eq!(as_text["messages"][0]["key"], "k0");
     client.cancel().await.expect("close");
 }
 
@@ -487,6 +489,30 @@ async fn a_missing_topic_a_refused_topic_and_a_dead_broker_are_clear_errors() {
         kafka.bootstrap
     ));
     let client = connect(Some(&sandbox.config())).await;
+    let sources = structured(&call_on(&client, "stream_list_sources", json!({})).await);
+    let names: Vec<(&str, &str)> = sources["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().expect("name"),
+                s["kind"].as_str().expect("kind"),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("dead", "kafka"), ("k", "kafka")]);
+    assert_eq!(
+        sources["sources"][1]["topics"],
+        json!(["events", "nothere"])
+    );
+    let unnamed = call_on(&client, "stream_read", json!({"topic": "events"})).await;
+    assert!(
+        text(&unnamed).contains("name the source: one of dead, k"),
+        "{}",
+        text(&unnamed)
+    );
+
     let missing = call_on(
         &client,
         "stream_read",

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::{Sources, scan_deadline, source, topic, wait};
 use crate::stream::scan::{
-    Collector, FILTER_VARIABLES, Filter, Format, Formats, Limits, Scan, ScanStats, Stop, Take, View,
+    Collector, FILTER_VARIABLES, Filter, Formats, Limits, Scan, ScanStats, Stop, Take, View,
 };
 use crate::stream::source::{NamedStart, ReadPlan, Start};
 use crate::stream::window::{FieldRef, Row, Stat, WindowSpec, Windows, group_key};
@@ -32,43 +32,39 @@ pub enum Mode {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AggregateParams {
-    /// Source (default: the only one).
+    /// Default: the only source.
     pub source: Option<String>,
-    /// Topic, or path of an HTTP/WebSocket source that has paths.
+    /// Topic (or path of a live source).
     pub topic: Option<String>,
-    /// Partitions to read (default: all).
+    /// Default: all.
     pub partitions: Option<Vec<i32>>,
-    /// Where to start, as in stream_read (default "earliest").
+    /// As in stream_read (default "earliest").
     pub start: Option<Start>,
-    /// Window length in ms (e.g. 60000 for one minute).
+    /// Window length, ms.
     #[schemars(range(min = 1))]
     pub window_ms: u64,
-    /// Step between window starts in ms, for hopping windows (default: window_ms, tumbling).
+    /// Hopping windows: ms between starts (default window_ms).
     #[schemars(range(min = 1))]
     pub hop_ms: Option<u64>,
-    /// Event time: a value field holding RFC 3339 text or ms (e.g. "at"); default: the message
-    /// timestamp.
+    /// Value field with the event time (RFC 3339 or ms); default the message timestamp.
     pub time_field: Option<String>,
-    /// Group by "key", "partition", or a value field path (e.g. "currency", "customer.country").
+    /// "key", "partition" or a value field path, e.g. "customer.country".
     pub group_by: Option<String>,
-    /// The numeric value field to summarise (e.g. "amount").
+    /// Numeric value field to summarise, e.g. "amount".
     pub field: Option<String>,
-    /// Statistics of `field` (default: count, sum, avg, min, max). count is always given.
+    /// Default count, sum, avg, min, max.
     pub stats: Option<Vec<Stat>>,
-    /// How late (ms behind the newest event time) a message may arrive and still count
-    /// (default 0). Later ones are counted as late, not added.
+    /// Default 0; later messages are counted as late, not added.
     pub allowed_lateness_ms: Option<u64>,
-    /// Keep only messages for which this expression is true (as in stream_read).
+    /// As in stream_read.
     pub filter: Option<String>,
-    /// How to decode values (default auto).
-    pub value_format: Option<Format>,
-    /// Messages to examine at most (default 1000000).
+    /// Default 1000000.
     #[schemars(range(min = 1, max = 50_000_000))]
     pub max_scan: Option<u64>,
-    /// Longest wait for messages, in ms (default 10000; capped by the call's timeout).
+    /// Default 10000.
     #[schemars(range(max = 600_000))]
     pub max_wait_ms: Option<u64>,
-    /// batch (default) or micro_batch (each closed window also sent as progress).
+    /// micro_batch: each closed window is also sent as progress.
     pub mode: Option<Mode>,
 }
 
@@ -194,7 +190,7 @@ impl Tool for Aggregate {
         ToolSpec {
             name: "stream_aggregate".to_owned(),
             title: "Summarise a stream by time window".to_owned(),
-            description: "Read a bounded window of a topic or live stream and summarise it: tumbling or hopping event-time windows, grouped by a field, with count/sum/avg/min/max/percentiles of a numeric field; late messages counted. micro_batch mode sends each window as progress.".to_owned(),
+            description: "Summarise a bounded read by event-time windows (tumbling or hopping) and a group: count, sum, avg, min, max, percentiles; late messages counted.".to_owned(),
             annotations: Annotations {
                 idempotent_hint: false,
                 ..Annotations::READ_ONLY
@@ -297,10 +293,7 @@ impl Tool for Aggregate {
                 max_scan: params.max_scan.unwrap_or(1_000_000).max(1),
                 deadline: scan_deadline(ctx, max_wait),
             },
-            Formats {
-                key: Format::Auto,
-                value: params.value_format.unwrap_or_default(),
-            },
+            Formats::default(),
             filter,
             Box::new(fold),
         );

@@ -15,14 +15,13 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DescribeTopicParams {
-    /// Source (default: the only one).
+    /// Default: the only source.
     pub source: Option<String>,
     /// Topic.
-    pub topic: String,
-    /// Consumer groups to judge (default: every group with offsets on the topic).
+    pub topic: Option<String>,
+    /// Groups to judge (default: all with offsets on the topic).
     pub groups: Option<Vec<String>>,
-    /// How long to sample the groups' committed offsets, in ms (default 2000; 0 = one sample
-    /// plus what earlier calls saw).
+    /// Sampling window (default 2000; 0: one sample plus earlier calls').
     #[schemars(range(max = 60_000))]
     pub lag_window_ms: Option<u64>,
 }
@@ -47,7 +46,7 @@ impl Tool for DescribeTopic {
         ToolSpec {
             name: "stream_describe_topic".to_owned(),
             title: "Describe a topic and its consumers".to_owned(),
-            description: "Per-partition offsets, topic config, and the consumer groups reading the topic with lag per partition and a verdict (ok, lagging, stalled, stopped) judged over a window of samples. Reads offsets only: never joins a group.".to_owned(),
+            description: "Partition offsets, topic config, and each consumer group's lag with a verdict (ok, lagging, stalled, stopped) judged over a window of samples.".to_owned(),
             annotations: Annotations {
                 idempotent_hint: false,
                 ..Annotations::READ_ONLY
@@ -65,7 +64,7 @@ impl Tool for DescribeTopic {
         params: &DescribeTopicParams,
     ) -> Result<TopicDescription, ToolError> {
         let source = source(&self.sources, params.source.as_deref())?;
-        let topic = topic(source.as_ref(), Some(&params.topic))?;
+        let topic = topic(source.as_ref(), params.topic.as_deref())?;
         let request = DescribeRequest {
             topic,
             groups: params.groups.clone().unwrap_or_default(),
@@ -122,7 +121,7 @@ impl Tool for DescribeTopic {
                 ));
             }
         }
-        if output.consumer_groups.is_empty() {
+        if output.consumer_groups.is_empty() && !output.partitions.is_empty() {
             text.push_str("\nno consumer group has committed offsets on this topic");
         }
         for note in &output.notes {

@@ -22,37 +22,33 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadParams {
-    /// Source (default: the only one).
+    /// Default: the only source.
     pub source: Option<String>,
-    /// Topic, or path of an HTTP/WebSocket source that has paths.
+    /// Topic (or path of a live source).
     pub topic: Option<String>,
-    /// Partitions to read (default: all).
+    /// Default: all.
     pub partitions: Option<Vec<i32>>,
-    /// Where to start: "earliest" (default), "latest" (only new messages), {"tail": N} (last N
-    /// per partition), {"offset": N} or {"timestamp": ms or RFC 3339}. Live streams always
-    /// read from now.
+    /// "earliest" (default), "latest" (new only), {"tail":N} per partition, {"offset":N},
+    /// {"timestamp": ms or RFC 3339}.
     pub start: Option<Start>,
-    /// A cursor from an earlier read: continue exactly where it stopped.
+    /// From an earlier read: continue where it stopped.
     pub cursor: Option<String>,
-    /// Messages to return at most (default 20).
+    /// Default 20.
     #[schemars(range(min = 1, max = 10_000))]
     pub max_messages: Option<u64>,
-    /// Bytes of returned keys, values and headers at most (default 65536).
+    /// Bytes of returned messages (default 65536).
     #[schemars(range(min = 1_024, max = 8_388_608))]
     pub max_bytes: Option<u64>,
-    /// Messages to examine at most, matching or not (default 100000).
+    /// Messages examined, matching or not (default 100000).
     #[schemars(range(min = 1, max = 50_000_000))]
     pub max_scan: Option<u64>,
-    /// Longest wait for messages, in ms (default 3000; capped by the call's timeout).
+    /// Default 3000.
     #[schemars(range(max = 600_000))]
     pub max_wait_ms: Option<u64>,
-    /// Keep only messages for which this expression is true, e.g. `value.amount > 100 &&
-    /// value.currency == 'EUR'` or `format != 'json'` (malformed). Variables: key, value,
-    /// headers, partition, offset, timestamp, format, size.
+    /// Expression over key, value, headers, partition, offset, timestamp, format, size, e.g.
+    /// `value.amount > 100.0` or `format != 'json'`.
     pub filter: Option<String>,
-    /// How to decode keys (default auto: JSON, else text, else base64).
-    pub key_format: Option<Format>,
-    /// How to decode values (default auto).
+    /// Value decoding (default auto: JSON, else text, else base64).
     pub value_format: Option<Format>,
 }
 
@@ -187,7 +183,7 @@ impl Tool for Read {
         ToolSpec {
             name: "stream_read".to_owned(),
             title: "Read a stream".to_owned(),
-            description: "Read messages from a Kafka topic or a live HTTP/WebSocket stream, bounded by max_messages, max_bytes, max_scan and max_wait_ms; filter while scanning; continue with the cursor. Never joins a consumer group or commits.".to_owned(),
+            description: "Bounded read of a Kafka topic or live HTTP/WebSocket stream, filtered while scanning; continue with the cursor. Never joins a consumer group.".to_owned(),
             annotations: Annotations {
                 // A read of live data gives a different answer each time: never cached.
                 idempotent_hint: false,
@@ -230,7 +226,7 @@ impl Tool for Read {
                 deadline: scan_deadline(ctx, max_wait),
             },
             Formats {
-                key: params.key_format.unwrap_or_default(),
+                key: Format::Auto,
                 value: params.value_format.unwrap_or_default(),
             },
             filter,

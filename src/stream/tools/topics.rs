@@ -13,7 +13,7 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListTopicsParams {
-    /// Source (default: the only one).
+    /// Default: the only source.
     pub source: Option<String>,
 }
 
@@ -46,7 +46,7 @@ impl Tool for ListTopics {
         ToolSpec {
             name: "stream_list_topics".to_owned(),
             title: "List topics".to_owned(),
-            description: "List a source's readable topics with partitions, replication, low/high watermarks and approximate message counts.".to_owned(),
+            description: "A source's readable topics: partitions, replication, watermarks, approximate message counts.".to_owned(),
             annotations: Annotations {
                 idempotent_hint: false,
                 ..Annotations::READ_ONLY

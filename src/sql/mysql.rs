@@ -78,12 +78,18 @@ fn lexing_safe_sql_mode(mode: &str) -> Option<String> {
     (kept.len() != flags.len()).then(|| kept.join(","))
 }
 
-/// Runs on every new connection, after sqlx's own setup: one round trip, two when the server's
-/// default `sql_mode` needs correcting.
-async fn pin_sql_mode(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
-        .fetch_one(&mut *conn)
-        .await?;
+/// Runs on every new connection, after sqlx's own setup: makes every transaction of the
+/// session read-only (a plain read runs in autocommit, with no `START TRANSACTION` of its own)
+/// and reads `sql_mode` in one round trip; a second one when that mode needs correcting.
+async fn prepare_session(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
+    let mode: String = sqlx::raw_sql(
+        "SET SESSION TRANSACTION READ ONLY; SELECT CAST(@@SESSION.sql_mode AS CHAR)",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .last()
+    .ok_or_else(|| sqlx::Error::Protocol("no sql_mode".into()))?
+    .try_get(0)?;
     if let Some(kept) = lexing_safe_sql_mode(&mode) {
         // The flags come from the server and are bound, not spliced.
         sqlx::query("SET SESSION sql_mode = ?")
@@ -118,17 +124,12 @@ impl MysqlEngine {
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
             .test_before_acquire(false)
-            .after_connect(|conn, _| Box::pin(pin_sql_mode(conn)))
+            .after_connect(|conn, _| Box::pin(prepare_session(conn)))
             .connect_lazy_with(options);
         Ok(MysqlEngine {
             settings: settings.clone(),
             account: OnceCell::new(),
-            pool: ServerPool {
-                pool,
-                counters: Default::default(),
-                address,
-                max_connections: settings.max_connections,
-            },
+            pool: ServerPool::new(pool, settings, address, connection_id),
             place,
             mariadb: OnceCell::new(),
             database,
@@ -160,7 +161,7 @@ impl MysqlEngine {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.pool.close().await;
+        self.pool.close().await;
     }
 
     /// The pool's gauges.
@@ -184,40 +185,56 @@ impl MysqlEngine {
     ) -> Result<QueryRows, EngineError> {
         refuse_nul_in_sql(sql.text())?;
         let mut session = self.pool.acquire().await?;
-        let conn = &mut *session.conn;
-        self.check_account(conn).await?;
+        self.check_account(session.conn()).await?;
 
         let mariadb = *self
             .mariadb
             .get_or_try_init(|| async {
                 let version: String = sqlx::query_scalar("SELECT VERSION()")
-                    .fetch_one(&mut *conn)
+                    .fetch_one(session.conn())
                     .await?;
                 Ok::<_, sqlx::Error>(version.contains("MariaDB"))
             })
             .await?;
-        let limit = remaining
-            .min(self.settings.statement_timeout)
-            .as_millis()
-            .max(1);
-        // Our own number, not client input.
-        let set_limit = if mariadb {
-            format!("SET SESSION max_statement_time = {}", limit as f64 / 1000.0)
-        } else {
-            format!("SET SESSION max_execution_time = {limit}")
-        };
-        // One round trip for the whole preamble: datamcp's own fixed SQL (the limit is our
-        // number), so several statements in one text are safe here, and only here.
-        let preamble = format!("{set_limit}; START TRANSACTION READ ONLY; SELECT CONNECTION_ID()");
-        let id: u64 = sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
-            .fetch_all(&mut *conn)
-            .await?
-            .last()
-            .ok_or_else(|| sqlx::Error::Protocol("no connection id".into()))?
-            .try_get(0)?;
-
+        let time_limit = remaining.min(self.settings.statement_timeout);
+        let id = session.backend;
         let pool = self.pool.pool.clone();
         let stop = move || Box::pin(async move { kill_query(&pool, id).await }) as _;
+
+        if is_plain_read(sql) {
+            // The session is read-only since it was opened; its time limit is set when the one
+            // it has does not fit this call. One round trip for the query otherwise.
+            if !session
+                .time_limit
+                .is_some_and(|current| super::postgres::time_limit_fits(current, time_limit))
+            {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(set_time_limit(mariadb, time_limit)))
+                    .execute(session.conn())
+                    .await?;
+                session.time_limit = Some(time_limit);
+            }
+            let (rows, fired) =
+                watching(cancel, stop, read(session.conn(), sql, params, limits)).await;
+            let rows = rows?;
+            if fired {
+                return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
+            }
+            // A truncated read leaves rows on their way: closing is cheaper than draining.
+            session.clean = !rows.truncated;
+            return Ok(rows);
+        }
+
+        // One round trip for the whole preamble: datamcp's own fixed SQL (the limit is our
+        // number), so several statements in one text are safe here, and only here.
+        let preamble = format!(
+            "{}; START TRANSACTION READ ONLY",
+            set_time_limit(mariadb, time_limit)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
+            .execute(session.conn())
+            .await?;
+        session.time_limit = Some(time_limit);
+        let conn = session.conn();
         let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
@@ -254,6 +271,37 @@ impl MysqlEngine {
             && lexing_safe_sql_mode(&mode).is_none();
         Ok(rows)
     }
+}
+
+/// The statement that sets the session's time limit: `max_statement_time` (seconds) on MariaDB,
+/// `max_execution_time` (milliseconds, SELECT only) on MySQL. Our own number, not client input.
+fn set_time_limit(mariadb: bool, limit: Duration) -> String {
+    let millis = limit.as_millis().max(1);
+    if mariadb {
+        format!("SET SESSION max_statement_time = {}", millis as f64 / 1000.0)
+    } else {
+        format!("SET SESSION max_execution_time = {millis}")
+    }
+}
+
+/// Whether `sql` can run alone in the session's read-only mode with no reset after it: a plain
+/// query whose every function is on the guard's allow-list (named locks and `LAST_INSERT_ID`
+/// never are) and that names no variable (`@v`, `@@v`), so it leaves no state on the
+/// connection. Anything else takes the explicit transaction and the reset.
+fn is_plain_read(sql: &GuardedSql) -> bool {
+    sql.is_query() && sql.functions_for_the_catalog().is_empty() && !sql.text().contains('@')
+}
+
+/// The connection's id, asked once per connection for the cancel watcher.
+fn connection_id(
+    conn: &mut sqlx::MySqlConnection,
+) -> futures::future::BoxFuture<'_, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::raw_sql("SELECT CONNECTION_ID()")
+            .fetch_one(conn)
+            .await?
+            .try_get(0)
+    })
 }
 
 async fn kill_query(pool: &MySqlPool, id: u64) {

@@ -82,14 +82,13 @@ fn lexing_safe_sql_mode(mode: &str) -> Option<String> {
 /// session read-only (a plain read runs in autocommit, with no `START TRANSACTION` of its own)
 /// and reads `sql_mode` in one round trip; a second one when that mode needs correcting.
 async fn prepare_session(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-    let mode: String = sqlx::raw_sql(
-        "SET SESSION TRANSACTION READ ONLY; SELECT CAST(@@SESSION.sql_mode AS CHAR)",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .last()
-    .ok_or_else(|| sqlx::Error::Protocol("no sql_mode".into()))?
-    .try_get(0)?;
+    let mode: String =
+        sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY; SELECT CAST(@@SESSION.sql_mode AS CHAR)")
+            .fetch_all(&mut *conn)
+            .await?
+            .last()
+            .ok_or_else(|| sqlx::Error::Protocol("no sql_mode".into()))?
+            .try_get(0)?;
     if let Some(kept) = lexing_safe_sql_mode(&mode) {
         // The flags come from the server and are bound, not spliced.
         sqlx::query("SET SESSION sql_mode = ?")
@@ -278,7 +277,10 @@ impl MysqlEngine {
 fn set_time_limit(mariadb: bool, limit: Duration) -> String {
     let millis = limit.as_millis().max(1);
     if mariadb {
-        format!("SET SESSION max_statement_time = {}", millis as f64 / 1000.0)
+        format!(
+            "SET SESSION max_statement_time = {}",
+            millis as f64 / 1000.0
+        )
     } else {
         format!("SET SESSION max_execution_time = {millis}")
     }

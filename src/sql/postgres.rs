@@ -386,7 +386,9 @@ async fn read_plain(
         // prepare it afresh, once.
         Err(EngineError::Sql(sqlx::Error::Database(db)))
             if db.code().as_deref() == Some("0A000")
-                && db.message().contains("cached plan must not change result type") =>
+                && db
+                    .message()
+                    .contains("cached plan must not change result type") =>
         {
             conn.clear_cached_statements().await?;
             read_prepared(conn, &statement, params, limits).await
@@ -597,5 +599,31 @@ pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> 
             }
         }
         other => super::session::explain_engine_error(other, name, place),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_time_limit_serves_calls_it_neither_cuts_short_nor_outlasts_by_much() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert!(time_limit_fits(s(30), ms(29_990)), "the usual call");
+        assert!(time_limit_fits(s(30), s(30)));
+        assert!(
+            !time_limit_fits(ms(200), s(30)),
+            "would stop a long call early"
+        );
+        assert!(
+            !time_limit_fits(s(30), s(5)),
+            "would outlast a short call by 25 s"
+        );
+        assert!(time_limit_fits(s(5), ms(4_500)));
+        assert!(
+            time_limit_fits(ms(1_100), ms(200)),
+            "a second of slack at least"
+        );
     }
 }

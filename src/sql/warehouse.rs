@@ -198,8 +198,13 @@ impl Warehouse {
                 self.name()
             )));
         }
-        self.vouch_for_functions(sql).await?;
+        if !sql.functions_for_the_catalog().is_empty() {
+            Box::pin(self.vouch_for_functions(sql)).await?;
+        }
         let cancel = ctx.cancellation();
+        // The server engines' futures are boxed: sqlx's are several kilobytes, and the state of
+        // every call through here (a SQLite one too) would otherwise be as large as the largest,
+        // copied whenever the call's future moves.
         let rows = match &self.engine {
             Engine::Sqlite { .. } => self
                 .sqlite()
@@ -207,18 +212,25 @@ impl Warehouse {
                 .query(sql, params, limits, cancel)
                 .await
                 .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?,
-            Engine::Postgres(engine) => engine
-                .query(sql, params, limits, ctx.remaining(), cancel)
-                .await
-                .map_err(|e| {
-                    super::postgres::explain(e, self.name(), engine.place(), cancel.is_cancelled())
-                })?,
-            Engine::Mysql(engine) => engine
-                .query(sql, params, limits, ctx.remaining(), cancel)
-                .await
-                .map_err(|e| {
-                    super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())
-                })?,
+            Engine::Postgres(engine) => {
+                Box::pin(engine.query(sql, params, limits, ctx.remaining(), cancel))
+                    .await
+                    .map_err(|e| {
+                        super::postgres::explain(
+                            e,
+                            self.name(),
+                            engine.place(),
+                            cancel.is_cancelled(),
+                        )
+                    })?
+            }
+            Engine::Mysql(engine) => {
+                Box::pin(engine.query(sql, params, limits, ctx.remaining(), cancel))
+                    .await
+                    .map_err(|e| {
+                        super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())
+                    })?
+            }
         };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)

@@ -655,7 +655,7 @@ async fn postgres_plain_reads_on_one_connection_follow_table_changes_and_paramet
         (json!(7.5), json!([[7.5]])),
         (json!(8), json!([[8]])),
     ] {
-        let result = guarded(&w, "SELECT $1 AS v", &[param.clone()], 10, long)
+        let result = guarded(&w, "SELECT $1 AS v", std::slice::from_ref(&param), 10, long)
             .await
             .unwrap_or_else(|e| panic!("{param}: {e}"));
         assert_eq!(json!(result.rows), expected, "{param}");

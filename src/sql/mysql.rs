@@ -1,25 +1,28 @@
-//! MySQL and MariaDB warehouses: read-only transactions, a server-side time limit, and queries
-//! that really stop.
+//! MySQL and MariaDB warehouses: read-only sessions, a server-side time limit, and queries that
+//! really stop.
 //!
-//! Every query runs in `START TRANSACTION READ ONLY … ROLLBACK` with the server's statement time
-//! limit set for the session (`max_statement_time` on MariaDB, `max_execution_time` on MySQL),
-//! through prepared statements (one statement only). Each new connection drops
-//! `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the combination modes that include it from its
-//! `sql_mode`, so the server lexes strings as the guard does whatever the server's default. When
-//! the call is cancelled or its deadline passes, a watcher runs `KILL QUERY` for the connection
-//! from another connection. A connection whose read was cut short (truncation, error,
-//! cancellation) is closed rather than drained. After a clean read the ROLLBACK travels with
-//! `RELEASE_ALL_LOCKS()` and `LAST_INSERT_ID(0)`; a connection left holding user variables
-//! (`@v`) is closed rather than reused (on MariaDB seen in `information_schema.USER_VARIABLES`;
-//! on MySQL, which has no such view for every account, whenever the SQL mentions `@`).
+//! Each new connection is made read-only for every transaction (`SET SESSION TRANSACTION READ
+//! ONLY`), drops `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the combination modes that include it
+//! from its `sql_mode`, so the server lexes strings as the guard does whatever the server's
+//! default, and gets the server's statement time limit (`max_statement_time` on MariaDB,
+//! `max_execution_time` on MySQL), set again when a call's deadline does not fit it. A plain
+//! query (allow-listed functions, no `@` variable) then runs alone as a prepared statement: one
+//! round trip. Anything else runs in `START TRANSACTION READ ONLY … ROLLBACK`, and the ROLLBACK
+//! travels with `RELEASE_ALL_LOCKS()` and `LAST_INSERT_ID(0)`; a connection left holding user
+//! variables (`@v`; on MariaDB seen in `information_schema.USER_VARIABLES`, on MySQL, which has
+//! no such view for every account, whenever the SQL mentions `@`), another default database or
+//! `sql_mode`, or a writable session is closed rather than reused. When the call is cancelled or
+//! its deadline passes, a watcher runs `KILL QUERY` for the connection (its id asked once per
+//! connection) from another connection. A connection whose read was cut short (truncation,
+//! error, cancellation) is closed rather than drained.
 //!
 //! Values: the server bounds any value it computes by its `max_allowed_packet` (16 MiB by
 //! default); each row's received size is checked against the call's byte budget before it is
 //! converted to JSON.
 //!
-//! Know the holes this layer leaves, which the guard covers: MariaDB's read-only transaction does
-//! not stop DDL, DCL or `COMMIT` (they commit implicitly), and `SELECT … INTO OUTFILE` writes files
-//! when `secure_file_priv` is unset.
+//! Know the holes this layer leaves, which the guard covers (`tests/data/database_side_holes.txt`):
+//! `COMMIT`, `SET`, `USE`, named locks and `SELECT … INTO OUTFILE` (which writes files when
+//! `secure_file_priv` is unset) are not writes to MariaDB's read-only mode.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -232,7 +235,6 @@ impl MysqlEngine {
         sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
             .execute(session.conn())
             .await?;
-        session.time_limit = Some(time_limit);
         let conn = session.conn();
         let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
@@ -247,10 +249,13 @@ impl MysqlEngine {
         // in the round trip the ROLLBACK costs anyway. User variables cannot be unset, only
         // found, and a changed default database or sql_mode is cheaper to find than to undo:
         // a connection holding any of them is closed.
+        // The session must also still be read-only for the plain reads that follow it, which
+        // run in no transaction of their own; and as a bypassed `SET` could have changed the
+        // time limit, the next call sets it afresh.
         let reset = if mariadb {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT (SELECT count(*) FROM information_schema.USER_VARIABLES), DATABASE(), @@SESSION.sql_mode"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT (SELECT count(*) FROM information_schema.USER_VARIABLES), DATABASE(), @@SESSION.sql_mode, CAST(@@SESSION.tx_read_only AS SIGNED)"
         } else {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED), DATABASE(), @@SESSION.sql_mode"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED), DATABASE(), @@SESSION.sql_mode, CAST(@@SESSION.transaction_read_only AS SIGNED)"
         };
         let state = sqlx::raw_sql(reset)
             .fetch_all(&mut *conn)
@@ -260,14 +265,17 @@ impl MysqlEngine {
         let variables: i64 = state.try_get(0)?;
         let database: Option<String> = state.try_get(1)?;
         let mode: String = state.try_get(2)?;
+        let read_only: i64 = state.try_get(3)?;
         let may_hold_variables = if mariadb {
             variables > 0
         } else {
             sql.text().contains('@')
         };
+        session.time_limit = None;
         session.clean = !may_hold_variables
             && database.as_deref() == self.database.as_deref()
-            && lexing_safe_sql_mode(&mode).is_none();
+            && lexing_safe_sql_mode(&mode).is_none()
+            && read_only == 1;
         Ok(rows)
     }
 }

@@ -1,15 +1,19 @@
 //! PostgreSQL warehouses: read-only sessions, a server-side timeout, and queries that really stop.
 //!
-//! Every session is opened with `default_transaction_read_only = on` and with the lexing settings
-//! the guard assumes (`standard_conforming_strings = on`, `backslash_quote = safe_encoding`) as
-//! startup options, which outrank database and role defaults. Every query runs inside
-//! `BEGIN READ ONLY … ROLLBACK` with a transaction-local `statement_timeout`, through the extended
-//! protocol (which accepts exactly one statement); the ROLLBACK travels with
-//! `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or setting outlives the
-//! call. Rows are read through a cursor, so a capped read fetches `max_rows + 1` rows instead of
-//! streaming the whole result, and the cursor's query refuses, on the server, any row larger than
-//! the call's byte budget: a huge computed value is never sent. When the call is cancelled
-//! or its deadline passes, a watcher asks the server to cancel the backend's query, and the
+//! Every session is opened with `default_transaction_read_only = on`, the warehouse's
+//! `statement_timeout`, and the lexing settings the guard assumes (`standard_conforming_strings
+//! = on`, `backslash_quote = safe_encoding`) as startup options, which outrank database and role
+//! defaults. A plain query (a query whose every function is on the guard's allow-list) runs alone
+//! in that session's implicit read-only transaction, through the extended protocol (which accepts
+//! exactly one statement), as a prepared statement cached on the connection: one round trip per
+//! call. It is wrapped so that the server sends at most `max_rows + 1` rows and refuses any row
+//! larger than the call's byte budget: a huge computed value is never sent. When a call's deadline
+//! is nearer than the session's time limit, the limit is lowered first (and kept for the calls it
+//! fits). Anything else (EXPLAIN, functions the catalog vouched for) runs inside `BEGIN READ ONLY
+//! … ROLLBACK` with a transaction-local `statement_timeout`, its rows through a cursor, and the
+//! ROLLBACK travels with `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or
+//! setting outlives the call. When the call is cancelled or its deadline passes, a watcher asks
+//! the server to cancel the backend's query (its pid asked once per connection), and the
 //! connection is closed rather than returned to the pool.
 
 use std::str::FromStr;

@@ -234,6 +234,16 @@ async fn mysql_session_state_does_not_reach_the_next_caller() {
     let b = rows(&w, "SELECT @datamcp_v, CONNECTION_ID()").await;
     assert_eq!(b[0][0], Value::Null, "caller B reads caller A's @variable");
     assert_ne!(b[0][1], a[0][1], "the connection holding @v was closed");
+
+    // Plain reads run in the session's own read-only mode: a session made writable is not
+    // handed to the next caller.
+    let a = rows(&w, "SELECT CONNECTION_ID()").await;
+    run(&w, "SET SESSION TRANSACTION READ WRITE", &[], 1 << 20)
+        .await
+        .expect("the database accepts it without the guard");
+    let b = rows(&w, "SELECT @@SESSION.tx_read_only, CONNECTION_ID()").await;
+    assert_eq!(b[0][0], 1, "caller B got a writable session");
+    assert_ne!(b[0][1], a[0][0], "the writable connection was closed");
     w.close().await;
 }
 

@@ -4,7 +4,8 @@
 //! database `test`; MariaDB/MySQL on 127.0.0.1:3306, user `root`, database `test`; override with
 //! `BENCH_PG_URL` / `BENCH_MY_URL`). For each engine it runs `SELECT 1` sequentially, first
 //! through a bare sqlx pool (`sqlx::query("SELECT 1").fetch_all(&pool)`: a cached prepared
-//! statement, one round trip, no safety layer), then through datamcp's warehouse (the guard,
+//! statement, no safety layer; with sqlx's default ping before each acquire, then without),
+//! then through datamcp's warehouse (the guard,
 //! the read-only session, the time limit, the bounded read, the cancel watcher), and reports
 //! p50/p90 latency and the CPU time of this process per call. Both run on a current-thread
 //! runtime, as `datamcp serve` over stdio does, so the CPU figure is the one thread's.
@@ -59,8 +60,8 @@ where
     }
 }
 
-fn report(name: &str, bare: &Figures, datamcp: &Figures) {
-    for (label, f) in [("bare sqlx pool", bare), ("datamcp warehouse", datamcp)] {
+fn report(name: &str, label: &str, bare: &Figures, datamcp: &Figures) {
+    for (label, f) in [(label, bare), ("datamcp warehouse", datamcp)] {
         println!(
             "{name:<8} {label:<18} p50 {:>7.1} µs  p90 {:>7.1} µs  CPU/call {:>6.1} µs",
             f.p50.as_secs_f64() * 1e6,
@@ -69,7 +70,7 @@ fn report(name: &str, bare: &Figures, datamcp: &Figures) {
         );
     }
     println!(
-        "{name:<8} factor (bare / datamcp): p50 {:.2}, CPU {:.2}",
+        "{name:<8} factor ({label} / datamcp): p50 {:.2}, CPU {:.2}",
         bare.p50.as_secs_f64() / datamcp.p50.as_secs_f64(),
         bare.cpu_per_call.as_secs_f64() / datamcp.cpu_per_call.as_secs_f64()
     );
@@ -105,13 +106,20 @@ async fn through_datamcp(url: &str) -> Figures {
     figures
 }
 
-async fn postgres(url: &str) {
-    let pool = sqlx::postgres::PgPoolOptions::new()
+/// A bare sqlx pool: as sqlx sets it up (`test_before_acquire` on: a ping per call), or without
+/// the ping, as datamcp runs.
+async fn bare<DB: sqlx::Database>(url: &str, ping: bool) -> Figures
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let pool = sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(4)
+        .test_before_acquire(ping)
         .connect(url)
         .await
-        .expect("connect to PostgreSQL");
-    let bare = measure(|| async {
+        .expect("connect");
+    let figures = measure(|| async {
         let rows = sqlx::query("SELECT 1")
             .fetch_all(&pool)
             .await
@@ -120,27 +128,19 @@ async fn postgres(url: &str) {
     })
     .await;
     pool.close().await;
-    let datamcp = through_datamcp(url).await;
-    report("postgres", &bare, &datamcp);
+    figures
 }
 
-async fn mysql(url: &str) {
-    let pool = sqlx::mysql::MySqlPoolOptions::new()
-        .max_connections(4)
-        .connect(url)
-        .await
-        .expect("connect to MySQL/MariaDB");
-    let bare = measure(|| async {
-        let rows = sqlx::query("SELECT 1")
-            .fetch_all(&pool)
-            .await
-            .expect("query");
-        assert_eq!(rows.len(), 1);
-    })
-    .await;
-    pool.close().await;
+async fn engine<DB: sqlx::Database>(name: &str, url: &str)
+where
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
+{
+    let pinged = bare::<DB>(url, true).await;
+    let unpinged = bare::<DB>(url, false).await;
     let datamcp = through_datamcp(url).await;
-    report("mysql", &bare, &datamcp);
+    report(name, "bare sqlx pool", &pinged, &datamcp);
+    report(name, "bare, no ping", &unpinged, &datamcp);
 }
 
 fn main() {
@@ -153,7 +153,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        postgres(&pg).await;
-        mysql(&my).await;
+        engine::<sqlx::Postgres>("postgres", &pg).await;
+        engine::<sqlx::MySql>("mysql", &my).await;
     });
 }

@@ -4,7 +4,8 @@
 //! database `test`; MariaDB/MySQL on 127.0.0.1:3306, user `root`, database `test`; override with
 //! `BENCH_PG_URL` / `BENCH_MY_URL`). For each engine it runs `SELECT 1` sequentially, first
 //! through a bare sqlx pool (`sqlx::query("SELECT 1").fetch_all(&pool)`: a cached prepared
-//! statement, no safety layer; with sqlx's default ping before each acquire, then without),
+//! statement, no safety layer; with sqlx's default ping before each acquire, then without, then
+//! without but with the server-side time limit datamcp sets, as MariaDB's `max_statement_time`),
 //! then through datamcp's warehouse (the guard,
 //! the read-only session, the time limit, the bounded read, the cancel watcher), and reports
 //! p50/p90 latency and the CPU time of this process per call. Both run on a current-thread
@@ -108,17 +109,25 @@ async fn through_datamcp(url: &str) -> Figures {
 
 /// A bare sqlx pool: as sqlx sets it up (`test_before_acquire` on: a ping per call), or without
 /// the ping, as datamcp runs.
-async fn bare<DB: sqlx::Database>(url: &str, ping: bool) -> Figures
+/// `setup`, when given, runs on each new connection (the server-side time limit datamcp sets).
+async fn bare<DB: sqlx::Database>(url: &str, ping: bool, setup: Option<&'static str>) -> Figures
 where
     for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    let pool = sqlx::pool::PoolOptions::<DB>::new()
+    let mut options = sqlx::pool::PoolOptions::<DB>::new()
         .max_connections(4)
-        .test_before_acquire(ping)
-        .connect(url)
-        .await
-        .expect("connect");
+        .test_before_acquire(ping);
+    if let Some(setup) = setup {
+        options = options.after_connect(move |conn, _| {
+            Box::pin(async move {
+                sqlx::raw_sql(setup).execute(conn).await?;
+                Ok(())
+            })
+        });
+    }
+    let pool = options.connect(url).await.expect("connect");
     let figures = measure(|| async {
         let rows = sqlx::query("SELECT 1")
             .fetch_all(&pool)
@@ -131,16 +140,19 @@ where
     figures
 }
 
-async fn engine<DB: sqlx::Database>(name: &str, url: &str)
+async fn engine<DB: sqlx::Database>(name: &str, url: &str, time_limit: &'static str)
 where
     for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
     for<'q> <DB as sqlx::Database>::Arguments: sqlx::IntoArguments<DB>,
 {
-    let pinged = bare::<DB>(url, true).await;
-    let unpinged = bare::<DB>(url, false).await;
+    let pinged = bare::<DB>(url, true, None).await;
+    let unpinged = bare::<DB>(url, false, None).await;
+    let limited = bare::<DB>(url, false, Some(time_limit)).await;
     let datamcp = through_datamcp(url).await;
     report(name, "bare sqlx pool", &pinged, &datamcp);
     report(name, "bare, no ping", &unpinged, &datamcp);
+    report(name, "bare, time limit", &limited, &datamcp);
 }
 
 fn main() {
@@ -153,7 +165,7 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        engine::<sqlx::Postgres>("postgres", &pg).await;
-        engine::<sqlx::MySql>("mysql", &my).await;
+        engine::<sqlx::Postgres>("postgres", &pg, "SET statement_timeout = 30000").await;
+        engine::<sqlx::MySql>("mysql", &my, "SET SESSION max_statement_time = 30").await;
     });
 }

@@ -210,10 +210,12 @@ impl MysqlEngine {
                 .time_limit
                 .is_some_and(|current| super::postgres::time_limit_fits(current, time_limit))
             {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(set_time_limit(mariadb, time_limit)))
+                let limit =
+                    super::postgres::time_limit_to_set(time_limit, self.settings.statement_timeout);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(set_time_limit(mariadb, limit)))
                     .execute(session.conn())
                     .await?;
-                session.time_limit = Some(time_limit);
+                session.time_limit = Some(limit);
             }
             let (rows, fired) =
                 watching(cancel, stop, read(session.conn(), sql, params, limits)).await;

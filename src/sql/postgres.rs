@@ -219,14 +219,15 @@ impl PostgresEngine {
         if time_limit_fits(current, wanted) {
             return Ok(());
         }
-        let millis = wanted.as_millis().max(1);
+        let limit = time_limit_to_set(wanted, self.settings.statement_timeout);
         // Our own number, not client input.
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "SET statement_timeout = {millis}"
+            "SET statement_timeout = {}",
+            limit.as_millis().max(1)
         )))
         .execute(session.conn())
         .await?;
-        session.time_limit = Some(wanted);
+        session.time_limit = Some(limit);
         Ok(())
     }
 }
@@ -237,6 +238,14 @@ impl PostgresEngine {
 pub(super) fn time_limit_fits(current: Duration, wanted: Duration) -> bool {
     let slack = (wanted / 4).max(Duration::from_secs(1));
     current >= wanted && current <= wanted + slack
+}
+
+/// The time limit to give a session for a call with `wanted` left: somewhat more, within the
+/// warehouse's own limit, so that the next calls, whose time left differs by the microseconds
+/// they took to get here, find it fitting instead of setting it again each time.
+pub(super) fn time_limit_to_set(wanted: Duration, configured: Duration) -> Duration {
+    let slack = (wanted / 4).max(Duration::from_secs(1));
+    (wanted + slack / 2).min(configured.max(wanted))
 }
 
 /// The connection's backend pid, asked once per connection for the cancel watcher.
@@ -629,5 +638,22 @@ mod tests {
             time_limit_fits(ms(1_100), ms(200)),
             "a second of slack at least"
         );
+    }
+
+    #[test]
+    fn a_lowered_time_limit_fits_the_next_calls_with_a_little_more_or_less_time_left() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let set = time_limit_to_set(ms(4_990), s(30));
+        assert_eq!(set, ms(5_613) + Duration::from_micros(750));
+        for next in [ms(4_900), ms(4_990), ms(5_000), ms(5_500)] {
+            assert!(time_limit_fits(set, next), "{next:?}");
+        }
+        assert_eq!(
+            time_limit_to_set(s(30), s(30)),
+            s(30),
+            "never above the warehouse's own"
+        );
+        assert_eq!(time_limit_to_set(s(29), s(30)), s(30));
     }
 }

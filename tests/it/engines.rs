@@ -697,11 +697,12 @@ async fn server_time_limits_follow_each_calls_deadline_on_one_connection() {
     // deadline lowers it, and the next call with a long one must not inherit the short one.
     for url in [format!("{PG}/test"), format!("{MY}/test")] {
         let w = warehouses(&url, "max_connections = 1\nstatement_timeout_ms = 20000");
-        // About a second of work from allow-listed functions (sleeping ones are never allowed).
+        // Two seconds or so of work from allow-listed functions (sleeping ones are never allowed),
+        // well past the short call's limit of 0.2 s plus the half second of slack datamcp gives it.
         let sleep = if url.starts_with("postgres") {
-            "SELECT count(*) FROM generate_series(1, 12000000)"
+            "SELECT count(*) FROM generate_series(1, 30000000)"
         } else {
-            "SELECT count(*) FROM seq_1_to_5000 a, seq_1_to_5000 b WHERE (a.seq * b.seq) % 7 = 3"
+            "SELECT count(*) FROM seq_1_to_8000 a, seq_1_to_8000 b WHERE (a.seq * b.seq) % 7 = 3"
         };
         let short = guarded(&w, sleep, &[], 10, Duration::from_millis(200)).await;
         assert!(

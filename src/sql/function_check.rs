@@ -101,7 +101,7 @@ pub async fn judge_postgres(
           GROUP BY n.nspname, p.proname",
     )
     .bind(names)
-    .fetch_all(&mut *session.conn)
+    .fetch_all(session.conn())
     .await?;
     // A catalog read in autocommit leaves nothing behind on the connection.
     session.clean = true;
@@ -155,7 +155,7 @@ pub async fn judge_mysql(
     for function in functions {
         query = query.bind(function.name.clone());
     }
-    let rows = query.fetch_all(&mut *session.conn).await?;
+    let rows = query.fetch_all(session.conn()).await?;
     session.clean = true;
     let mut catalog: Vec<(String, String, String, Option<String>)> = Vec::new();
     for row in &rows {

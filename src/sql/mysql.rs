@@ -1,25 +1,28 @@
-//! MySQL and MariaDB warehouses: read-only transactions, a server-side time limit, and queries
-//! that really stop.
+//! MySQL and MariaDB warehouses: read-only sessions, a server-side time limit, and queries that
+//! really stop.
 //!
-//! Every query runs in `START TRANSACTION READ ONLY … ROLLBACK` with the server's statement time
-//! limit set for the session (`max_statement_time` on MariaDB, `max_execution_time` on MySQL),
-//! through prepared statements (one statement only). Each new connection drops
-//! `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the combination modes that include it from its
-//! `sql_mode`, so the server lexes strings as the guard does whatever the server's default. When
-//! the call is cancelled or its deadline passes, a watcher runs `KILL QUERY` for the connection
-//! from another connection. A connection whose read was cut short (truncation, error,
-//! cancellation) is closed rather than drained. After a clean read the ROLLBACK travels with
-//! `RELEASE_ALL_LOCKS()` and `LAST_INSERT_ID(0)`; a connection left holding user variables
-//! (`@v`) is closed rather than reused (on MariaDB seen in `information_schema.USER_VARIABLES`;
-//! on MySQL, which has no such view for every account, whenever the SQL mentions `@`).
+//! Each new connection is made read-only for every transaction (`SET SESSION TRANSACTION READ
+//! ONLY`), drops `NO_BACKSLASH_ESCAPES`, `ANSI_QUOTES` and the combination modes that include it
+//! from its `sql_mode`, so the server lexes strings as the guard does whatever the server's
+//! default, and gets the server's statement time limit (`max_statement_time` on MariaDB,
+//! `max_execution_time` on MySQL), set again when a call's deadline does not fit it. A plain
+//! query (allow-listed functions, no `@` variable) then runs alone as a prepared statement: one
+//! round trip. Anything else runs in `START TRANSACTION READ ONLY … ROLLBACK`, and the ROLLBACK
+//! travels with `RELEASE_ALL_LOCKS()` and `LAST_INSERT_ID(0)`; a connection left holding user
+//! variables (`@v`; on MariaDB seen in `information_schema.USER_VARIABLES`, on MySQL, which has
+//! no such view for every account, whenever the SQL mentions `@`), another default database or
+//! `sql_mode`, or a writable session is closed rather than reused. When the call is cancelled or
+//! its deadline passes, a watcher runs `KILL QUERY` for the connection (its id asked once per
+//! connection) from another connection. A connection whose read was cut short (truncation,
+//! error, cancellation) is closed rather than drained.
 //!
 //! Values: the server bounds any value it computes by its `max_allowed_packet` (16 MiB by
 //! default); each row's received size is checked against the call's byte budget before it is
 //! converted to JSON.
 //!
-//! Know the holes this layer leaves, which the guard covers: MariaDB's read-only transaction does
-//! not stop DDL, DCL or `COMMIT` (they commit implicitly), and `SELECT … INTO OUTFILE` writes files
-//! when `secure_file_priv` is unset.
+//! Know the holes this layer leaves, which the guard covers (`tests/data/database_side_holes.txt`):
+//! `COMMIT`, `SET`, `USE`, named locks and `SELECT … INTO OUTFILE` (which writes files when
+//! `secure_file_priv` is unset) are not writes to MariaDB's read-only mode.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -78,12 +81,17 @@ fn lexing_safe_sql_mode(mode: &str) -> Option<String> {
     (kept.len() != flags.len()).then(|| kept.join(","))
 }
 
-/// Runs on every new connection, after sqlx's own setup: one round trip, two when the server's
-/// default `sql_mode` needs correcting.
-async fn pin_sql_mode(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
-    let mode: String = sqlx::query_scalar("SELECT @@SESSION.sql_mode")
-        .fetch_one(&mut *conn)
-        .await?;
+/// Runs on every new connection, after sqlx's own setup: makes every transaction of the
+/// session read-only (a plain read runs in autocommit, with no `START TRANSACTION` of its own)
+/// and reads `sql_mode` in one round trip; a second one when that mode needs correcting.
+async fn prepare_session(conn: &mut sqlx::MySqlConnection) -> Result<(), sqlx::Error> {
+    let mode: String =
+        sqlx::raw_sql("SET SESSION TRANSACTION READ ONLY; SELECT CAST(@@SESSION.sql_mode AS CHAR)")
+            .fetch_all(&mut *conn)
+            .await?
+            .last()
+            .ok_or_else(|| sqlx::Error::Protocol("no sql_mode".into()))?
+            .try_get(0)?;
     if let Some(kept) = lexing_safe_sql_mode(&mode) {
         // The flags come from the server and are bound, not spliced.
         sqlx::query("SET SESSION sql_mode = ?")
@@ -118,17 +126,12 @@ impl MysqlEngine {
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(settings.idle_timeout)
             .test_before_acquire(false)
-            .after_connect(|conn, _| Box::pin(pin_sql_mode(conn)))
+            .after_connect(|conn, _| Box::pin(prepare_session(conn)))
             .connect_lazy_with(options);
         Ok(MysqlEngine {
             settings: settings.clone(),
             account: OnceCell::new(),
-            pool: ServerPool {
-                pool,
-                counters: Default::default(),
-                address,
-                max_connections: settings.max_connections,
-            },
+            pool: ServerPool::new(pool, settings, address, connection_id),
             place,
             mariadb: OnceCell::new(),
             database,
@@ -160,7 +163,7 @@ impl MysqlEngine {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.pool.close().await;
+        self.pool.close().await;
     }
 
     /// The pool's gauges.
@@ -184,40 +187,57 @@ impl MysqlEngine {
     ) -> Result<QueryRows, EngineError> {
         refuse_nul_in_sql(sql.text())?;
         let mut session = self.pool.acquire().await?;
-        let conn = &mut *session.conn;
-        self.check_account(conn).await?;
+        self.check_account(session.conn()).await?;
 
         let mariadb = *self
             .mariadb
             .get_or_try_init(|| async {
                 let version: String = sqlx::query_scalar("SELECT VERSION()")
-                    .fetch_one(&mut *conn)
+                    .fetch_one(session.conn())
                     .await?;
                 Ok::<_, sqlx::Error>(version.contains("MariaDB"))
             })
             .await?;
-        let limit = remaining
-            .min(self.settings.statement_timeout)
-            .as_millis()
-            .max(1);
-        // Our own number, not client input.
-        let set_limit = if mariadb {
-            format!("SET SESSION max_statement_time = {}", limit as f64 / 1000.0)
-        } else {
-            format!("SET SESSION max_execution_time = {limit}")
-        };
-        // One round trip for the whole preamble: datamcp's own fixed SQL (the limit is our
-        // number), so several statements in one text are safe here, and only here.
-        let preamble = format!("{set_limit}; START TRANSACTION READ ONLY; SELECT CONNECTION_ID()");
-        let id: u64 = sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
-            .fetch_all(&mut *conn)
-            .await?
-            .last()
-            .ok_or_else(|| sqlx::Error::Protocol("no connection id".into()))?
-            .try_get(0)?;
-
+        let time_limit = remaining.min(self.settings.statement_timeout);
+        let id = session.backend;
         let pool = self.pool.pool.clone();
         let stop = move || Box::pin(async move { kill_query(&pool, id).await }) as _;
+
+        if is_plain_read(sql) {
+            // The session is read-only since it was opened; its time limit is set when the one
+            // it has does not fit this call. One round trip for the query otherwise.
+            if !session
+                .time_limit
+                .is_some_and(|current| super::postgres::time_limit_fits(current, time_limit))
+            {
+                let limit =
+                    super::postgres::time_limit_to_set(time_limit, self.settings.statement_timeout);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(set_time_limit(mariadb, limit)))
+                    .execute(session.conn())
+                    .await?;
+                session.time_limit = Some(limit);
+            }
+            let (rows, fired) =
+                watching(cancel, stop, read(session.conn(), sql, params, limits)).await;
+            let rows = rows?;
+            if fired {
+                return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
+            }
+            // A truncated read leaves rows on their way: closing is cheaper than draining.
+            session.clean = !rows.truncated;
+            return Ok(rows);
+        }
+
+        // One round trip for the whole preamble: datamcp's own fixed SQL (the limit is our
+        // number), so several statements in one text are safe here, and only here.
+        let preamble = format!(
+            "{}; START TRANSACTION READ ONLY",
+            set_time_limit(mariadb, time_limit)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
+            .execute(session.conn())
+            .await?;
+        let conn = session.conn();
         let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
         let rows = rows?;
         if fired {
@@ -231,10 +251,13 @@ impl MysqlEngine {
         // in the round trip the ROLLBACK costs anyway. User variables cannot be unset, only
         // found, and a changed default database or sql_mode is cheaper to find than to undo:
         // a connection holding any of them is closed.
+        // The session must also still be read-only for the plain reads that follow it, which
+        // run in no transaction of their own; and as a bypassed `SET` could have changed the
+        // time limit, the next call sets it afresh.
         let reset = if mariadb {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT (SELECT count(*) FROM information_schema.USER_VARIABLES), DATABASE(), @@SESSION.sql_mode"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT (SELECT count(*) FROM information_schema.USER_VARIABLES), DATABASE(), @@SESSION.sql_mode, CAST(@@SESSION.tx_read_only AS SIGNED)"
         } else {
-            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED), DATABASE(), @@SESSION.sql_mode"
+            "ROLLBACK; DO RELEASE_ALL_LOCKS(), LAST_INSERT_ID(0); SELECT CAST(0 AS SIGNED), DATABASE(), @@SESSION.sql_mode, CAST(@@SESSION.transaction_read_only AS SIGNED)"
         };
         let state = sqlx::raw_sql(reset)
             .fetch_all(&mut *conn)
@@ -244,16 +267,53 @@ impl MysqlEngine {
         let variables: i64 = state.try_get(0)?;
         let database: Option<String> = state.try_get(1)?;
         let mode: String = state.try_get(2)?;
+        let read_only: i64 = state.try_get(3)?;
         let may_hold_variables = if mariadb {
             variables > 0
         } else {
             sql.text().contains('@')
         };
+        session.time_limit = None;
         session.clean = !may_hold_variables
             && database.as_deref() == self.database.as_deref()
-            && lexing_safe_sql_mode(&mode).is_none();
+            && lexing_safe_sql_mode(&mode).is_none()
+            && read_only == 1;
         Ok(rows)
     }
+}
+
+/// The statement that sets the session's time limit: `max_statement_time` (seconds) on MariaDB,
+/// `max_execution_time` (milliseconds, SELECT only) on MySQL. Our own number, not client input.
+fn set_time_limit(mariadb: bool, limit: Duration) -> String {
+    let millis = limit.as_millis().max(1);
+    if mariadb {
+        format!(
+            "SET SESSION max_statement_time = {}",
+            millis as f64 / 1000.0
+        )
+    } else {
+        format!("SET SESSION max_execution_time = {millis}")
+    }
+}
+
+/// Whether `sql` can run alone in the session's read-only mode with no reset after it: a plain
+/// query whose every function is on the guard's allow-list (named locks and `LAST_INSERT_ID`
+/// never are) and that names no variable (`@v`, `@@v`), so it leaves no state on the
+/// connection. Anything else takes the explicit transaction and the reset.
+fn is_plain_read(sql: &GuardedSql) -> bool {
+    sql.is_query() && sql.functions_for_the_catalog().is_empty() && !sql.text().contains('@')
+}
+
+/// The connection's id, asked once per connection for the cancel watcher.
+fn connection_id(
+    conn: &mut sqlx::MySqlConnection,
+) -> futures::future::BoxFuture<'_, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::raw_sql("SELECT CONNECTION_ID()")
+            .fetch_one(conn)
+            .await?
+            .try_get(0)
+    })
 }
 
 async fn kill_query(pool: &MySqlPool, id: u64) {

@@ -1,15 +1,19 @@
 //! PostgreSQL warehouses: read-only sessions, a server-side timeout, and queries that really stop.
 //!
-//! Every session is opened with `default_transaction_read_only = on` and with the lexing settings
-//! the guard assumes (`standard_conforming_strings = on`, `backslash_quote = safe_encoding`) as
-//! startup options, which outrank database and role defaults. Every query runs inside
-//! `BEGIN READ ONLY … ROLLBACK` with a transaction-local `statement_timeout`, through the extended
-//! protocol (which accepts exactly one statement); the ROLLBACK travels with
-//! `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or setting outlives the
-//! call. Rows are read through a cursor, so a capped read fetches `max_rows + 1` rows instead of
-//! streaming the whole result, and the cursor's query refuses, on the server, any row larger than
-//! the call's byte budget: a huge computed value is never sent. When the call is cancelled
-//! or its deadline passes, a watcher asks the server to cancel the backend's query, and the
+//! Every session is opened with `default_transaction_read_only = on`, the warehouse's
+//! `statement_timeout`, and the lexing settings the guard assumes (`standard_conforming_strings
+//! = on`, `backslash_quote = safe_encoding`) as startup options, which outrank database and role
+//! defaults. A plain query (a query whose every function is on the guard's allow-list) runs alone
+//! in that session's implicit read-only transaction, through the extended protocol (which accepts
+//! exactly one statement), as a prepared statement cached on the connection: one round trip per
+//! call. It is wrapped so that the server sends at most `max_rows + 1` rows and refuses any row
+//! larger than the call's byte budget: a huge computed value is never sent. When a call's deadline
+//! is nearer than the session's time limit, the limit is lowered first (and kept for the calls it
+//! fits). Anything else (EXPLAIN, functions the catalog vouched for) runs inside `BEGIN READ ONLY
+//! … ROLLBACK` with a transaction-local `statement_timeout`, its rows through a cursor, and the
+//! ROLLBACK travels with `pg_advisory_unlock_all()` and `RESET ALL`, so no session-level lock or
+//! setting outlives the call. When the call is cancelled or its deadline passes, a watcher asks
+//! the server to cancel the backend's query (its pid asked once per connection), and the
 //! connection is closed rather than returned to the pool.
 
 use std::str::FromStr;
@@ -24,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
 use super::session::{
-    EngineError, PoolFigures, ServerPool, ServerSettings, enforce_account_policy,
+    EngineError, PoolFigures, ServerPool, ServerSettings, Session, enforce_account_policy,
     refuse_nul_in_sql, watching,
 };
 
@@ -54,7 +58,13 @@ impl PostgresEngine {
                 ("default_transaction_read_only", "on"),
                 ("standard_conforming_strings", "on"),
                 ("backslash_quote", "safe_encoding"),
-            ]);
+            ])
+            // The server-side time limit of every statement on the connection, so a call whose
+            // deadline is this far off needs no statement of its own to set it.
+            .options([(
+                "statement_timeout",
+                settings.statement_timeout.as_millis().max(1).to_string(),
+            )]);
         // sqlx logs slow statements with their text; SQL must not reach the logs.
         options = sqlx::ConnectOptions::disable_statement_logging(options);
         if options.get_application_name().is_none() {
@@ -82,12 +92,7 @@ impl PostgresEngine {
         Ok(PostgresEngine {
             settings: settings.clone(),
             account: OnceCell::new(),
-            pool: ServerPool {
-                pool,
-                counters: Default::default(),
-                address,
-                max_connections: settings.max_connections,
-            },
+            pool: ServerPool::new(pool, settings, address, backend_pid),
             place,
         })
     }
@@ -119,7 +124,7 @@ impl PostgresEngine {
 
     /// Closes every connection.
     pub async fn close(&self) {
-        self.pool.pool.close().await;
+        self.pool.close().await;
     }
 
     /// The pool's gauges.
@@ -144,28 +149,43 @@ impl PostgresEngine {
         refuse_nul_in_sql(sql.text())?;
         refuse_nul_in_params(params)?;
         let mut session = self.pool.acquire().await?;
-        let conn = &mut *session.conn;
-        self.check_account(conn).await?;
-
-        // One round trip for the whole preamble: it is datamcp's own fixed SQL (the timeout is
-        // our number), so the simple protocol's several statements are safe here, and only here.
-        let timeout = remaining
-            .min(self.settings.statement_timeout)
-            .as_millis()
-            .max(1);
-        let preamble = format!(
-            "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout}; SELECT pg_backend_pid()"
-        );
-        let pid: i32 = sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
-            .fetch_all(&mut *conn)
-            .await?
-            .last()
-            .ok_or_else(|| sqlx::Error::Protocol("no backend pid".into()))?
-            .try_get(0)?;
-
+        self.check_account(session.conn()).await?;
+        let time_limit = remaining.min(self.settings.statement_timeout);
+        let pid = i32::try_from(session.backend)
+            .map_err(|_| sqlx::Error::Protocol("backend pid out of range".into()))?;
         let pool = self.pool.pool.clone();
         let stop = move || Box::pin(async move { cancel_backend(&pool, pid).await }) as _;
-        let (rows, fired) = watching(cancel, stop, read(conn, sql, params, limits)).await;
+        if is_plain_read(sql) {
+            self.set_time_limit(&mut session, time_limit).await?;
+            let (rows, fired) = watching(
+                cancel,
+                stop,
+                read_plain(session.conn(), sql, params, limits),
+            )
+            .await;
+            let rows = rows?;
+            if fired {
+                return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
+            }
+            // A read stopped by the byte budget leaves rows on their way: closing is cheaper
+            // than draining them. The row cap is the query's LIMIT, so nothing is left then.
+            session.clean = !rows.byte_limited;
+            return Ok(rows);
+        }
+
+        // Everything else (EXPLAIN, a statement calling functions only the catalog vouched
+        // for) runs in its own read-only transaction with a transaction-local time limit, and
+        // the session is reset after it. One round trip for the whole preamble: it is
+        // datamcp's own fixed SQL (the timeout is our number), so the simple protocol's several
+        // statements are safe here, and only here.
+        let preamble = format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+            time_limit.as_millis().max(1)
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(preamble))
+            .execute(session.conn())
+            .await?;
+        let (rows, fired) = watching(cancel, stop, read(session.conn(), sql, params, limits)).await;
         let rows = rows?;
         if fired {
             return Err(sqlx::Error::Protocol("the query was cancelled".into()).into());
@@ -179,11 +199,77 @@ impl PostgresEngine {
         // the round trip the ROLLBACK costs anyway. DISCARD ALL would also drop sqlx's
         // prepared statements.
         sqlx::raw_sql("ROLLBACK; SELECT pg_advisory_unlock_all(); RESET ALL")
-            .execute(&mut *conn)
+            .execute(session.conn())
             .await?;
+        session.time_limit = None;
         session.clean = true;
         Ok(rows)
     }
+
+    /// Gives the session a time limit that stops no query before `wanted` and none much later;
+    /// most calls find the one already set and spend no round trip on it.
+    async fn set_time_limit(
+        &self,
+        session: &mut Session<Postgres>,
+        wanted: Duration,
+    ) -> Result<(), sqlx::Error> {
+        let current = session
+            .time_limit
+            .unwrap_or(self.settings.statement_timeout);
+        if time_limit_fits(current, wanted) {
+            return Ok(());
+        }
+        let limit = time_limit_to_set(wanted, self.settings.statement_timeout);
+        // Our own number, not client input.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET statement_timeout = {}",
+            limit.as_millis().max(1)
+        )))
+        .execute(session.conn())
+        .await?;
+        session.time_limit = Some(limit);
+        Ok(())
+    }
+}
+
+/// Whether a session's time limit `current` may serve a call that has `wanted` left: it must not
+/// stop the query before the call's deadline, and should not outlast it by much (the watcher
+/// stops the query at the deadline; the server's limit is the backstop for when it cannot).
+pub(super) fn time_limit_fits(current: Duration, wanted: Duration) -> bool {
+    let slack = (wanted / 4).max(Duration::from_secs(1));
+    current >= wanted && current <= wanted + slack
+}
+
+/// The time limit to give a session for a call with `wanted` left: somewhat more, within the
+/// warehouse's own limit, so that the next calls, whose time left differs by the microseconds
+/// they took to get here, find it fitting instead of setting it again each time.
+pub(super) fn time_limit_to_set(wanted: Duration, configured: Duration) -> Duration {
+    let slack = (wanted / 4).max(Duration::from_secs(1));
+    (wanted + slack / 2).min(configured.max(wanted))
+}
+
+/// The connection's backend pid, asked once per connection for the cancel watcher.
+fn backend_pid(
+    conn: &mut sqlx::PgConnection,
+) -> futures::future::BoxFuture<'_, Result<u64, sqlx::Error>> {
+    Box::pin(async move {
+        // The simple protocol: one round trip, and no prepared statement kept for it.
+        let pid: i32 = sqlx::raw_sql("SELECT pg_backend_pid()")
+            .fetch_one(conn)
+            .await?
+            .try_get(0)?;
+        u64::try_from(pid).map_err(|_| sqlx::Error::Protocol("negative backend pid".into()))
+    })
+}
+
+/// Whether `sql` can run as one statement in the session's own read-only transaction, with no
+/// reset after it: a plain query whose every function is on the guard's allow-list, none of
+/// which can change session state (`set_config`, advisory locks and the like are never
+/// allowed). A function the catalog vouched for is only known not to be volatile, and a
+/// non-query (EXPLAIN, or SQL that bypassed the guard in tests) cannot be wrapped: those take
+/// the explicit transaction and the reset.
+fn is_plain_read(sql: &GuardedSql) -> bool {
+    sql.is_query() && sql.functions_for_the_catalog().is_empty()
 }
 
 /// PostgreSQL text cannot hold NUL; the server would refuse the value with an encoding error.
@@ -262,6 +348,121 @@ fn too_large(error: sqlx::Error, budget: usize) -> EngineError {
     error.into()
 }
 
+/// The statement a plain read runs: the guarded query as a subquery whose rows are measured
+/// against the byte budget (see [`within_budget`]) and whose count stops at one past the row
+/// cap, so the server never sends more than the call may keep. Runs as a prepared statement
+/// cached on the connection, keyed by its text, so a repeated call is one round trip
+/// (Bind/Execute/Sync). The parameters' types are fixed when it is first prepared; the comment
+/// in front names them, so a call binding other JSON types gets a statement of its own.
+fn plain_statement(sql: &GuardedSql, params: &[Value], limits: ReadLimits) -> String {
+    let limit = limits.rows.saturating_add(1);
+    let mut text = String::with_capacity(sql.statement().len() + 320);
+    if !params.is_empty() {
+        text.push_str("/* datamcp ");
+        text.extend(params.iter().map(parameter_type));
+        text.push_str(" */ ");
+    }
+    if limits.bytes == usize::MAX {
+        text.push_str(&format!(
+            "SELECT * FROM (\n{}\n) AS datamcp_q LIMIT {limit}",
+            sql.statement()
+        ));
+    } else {
+        text.push_str(&within_budget(sql, limits.bytes));
+        text.push_str(&format!(" LIMIT {limit}"));
+    }
+    text
+}
+
+/// The letter of the PostgreSQL type [`bind`] gives a JSON value.
+fn parameter_type(value: &Value) -> char {
+    match value {
+        Value::Bool(_) => 'b',
+        Value::Number(n) if n.as_i64().is_some() => 'i',
+        Value::Number(_) => 'f',
+        _ => 't',
+    }
+}
+
+/// Reads a plain query's rows in one round trip once its statement is cached.
+async fn read_plain(
+    conn: &mut sqlx::PgConnection,
+    sql: &GuardedSql,
+    params: &[Value],
+    limits: ReadLimits,
+) -> Result<QueryRows, EngineError> {
+    use sqlx::Connection as _;
+    let statement = plain_statement(sql, params, limits);
+    match read_prepared(conn, &statement, params, limits).await {
+        // A table changed its columns since the statement was cached on this connection: the
+        // server refuses the old plan rather than return rows of another shape. Nothing ran;
+        // prepare it afresh, once.
+        Err(EngineError::Sql(sqlx::Error::Database(db)))
+            if db.code().as_deref() == Some("0A000")
+                && db
+                    .message()
+                    .contains("cached plan must not change result type") =>
+        {
+            conn.clear_cached_statements().await?;
+            read_prepared(conn, &statement, params, limits).await
+        }
+        other => other,
+    }
+}
+
+async fn read_prepared(
+    conn: &mut sqlx::PgConnection,
+    statement: &str,
+    params: &[Value],
+    limits: ReadLimits,
+) -> Result<QueryRows, EngineError> {
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+    for param in params {
+        query = bind(query, param);
+    }
+    let mut budget = RowBudget::new(limits);
+    let mut values = Vec::new();
+    let mut truncated = false;
+    let mut columns = None;
+    {
+        let mut stream = query.fetch(&mut *conn);
+        while let Some(row) = stream
+            .try_next()
+            .await
+            .map_err(|e| too_large(e, limits.bytes))?
+        {
+            columns.get_or_insert_with(|| columns_of(&row));
+            match budget.take(raw_size(&row), || {
+                row_values(&row).map_err(EngineError::from)
+            })? {
+                Some(record) => values.push(record),
+                None => {
+                    truncated = true;
+                    break;
+                }
+            }
+        }
+    }
+    let columns = match columns {
+        Some(columns) => columns,
+        // No rows: the cached statement's description names the columns, no round trip.
+        None => describe(conn, statement).await?,
+    };
+    Ok(QueryRows {
+        columns,
+        rows: values,
+        truncated,
+        byte_limited: budget.byte_limited,
+    })
+}
+
+fn columns_of(row: &PgRow) -> Vec<Column> {
+    row.columns()
+        .iter()
+        .map(|c| Column::new(c.name(), c.type_info().name()))
+        .collect()
+}
+
 async fn read(
     conn: &mut sqlx::PgConnection,
     sql: &GuardedSql,
@@ -272,7 +473,7 @@ async fn read(
     // Preparing the query itself (cached per connection, keyed by its text) yields its columns
     // even for an empty result, and teaches the connection every type it returns before the
     // uncached FETCH below needs them.
-    let columns = describe(conn, sql).await?;
+    let columns = describe(conn, sql.text()).await?;
     let is_query = sql.is_query();
     let checked = limits.bytes != usize::MAX;
     // A cursor bounds what the server sends; EXPLAIN cannot be declared as one, and is small.
@@ -310,12 +511,7 @@ async fn read(
             .await
             .map_err(|e| too_large(e, limits.bytes))?
         {
-            first_columns.get_or_insert_with(|| {
-                row.columns()
-                    .iter()
-                    .map(|c| Column::new(c.name(), c.type_info().name()))
-                    .collect::<Vec<_>>()
-            });
+            first_columns.get_or_insert_with(|| columns_of(&row));
             match budget.take(raw_size(&row), || {
                 row_values(&row).map_err(EngineError::from)
             })? {
@@ -345,14 +541,11 @@ fn raw_size(row: &PgRow) -> usize {
 }
 
 /// The columns of an empty result: the query's own description, as the server prepares it.
-async fn describe(
-    conn: &mut sqlx::PgConnection,
-    sql: &GuardedSql,
-) -> Result<Vec<Column>, sqlx::Error> {
+async fn describe(conn: &mut sqlx::PgConnection, sql: &str) -> Result<Vec<Column>, sqlx::Error> {
     use sqlx::{Executor as _, Statement as _};
     let statement = conn
         .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(
-            sql.text().to_owned(),
+            sql.to_owned(),
         )))
         .await?;
     Ok(statement
@@ -419,5 +612,48 @@ pub fn explain(error: EngineError, name: &str, place: &str, cancelled: bool) -> 
             }
         }
         other => super::session::explain_engine_error(other, name, place),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_time_limit_serves_calls_it_neither_cuts_short_nor_outlasts_by_much() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        assert!(time_limit_fits(s(30), ms(29_990)), "the usual call");
+        assert!(time_limit_fits(s(30), s(30)));
+        assert!(
+            !time_limit_fits(ms(200), s(30)),
+            "would stop a long call early"
+        );
+        assert!(
+            !time_limit_fits(s(30), s(5)),
+            "would outlast a short call by 25 s"
+        );
+        assert!(time_limit_fits(s(5), ms(4_500)));
+        assert!(
+            time_limit_fits(ms(1_100), ms(200)),
+            "a second of slack at least"
+        );
+    }
+
+    #[test]
+    fn a_lowered_time_limit_fits_the_next_calls_with_a_little_more_or_less_time_left() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let set = time_limit_to_set(ms(4_990), s(30));
+        assert_eq!(set, ms(5_613) + Duration::from_micros(750));
+        for next in [ms(4_900), ms(4_990), ms(5_000), ms(5_500)] {
+            assert!(time_limit_fits(set, next), "{next:?}");
+        }
+        assert_eq!(
+            time_limit_to_set(s(30), s(30)),
+            s(30),
+            "never above the warehouse's own"
+        );
+        assert_eq!(time_limit_to_set(s(29), s(30)), s(30));
     }
 }

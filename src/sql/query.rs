@@ -177,22 +177,28 @@ impl Tool for SqlQuery {
 
     /// Warehouse, the statement exactly as submitted, parameters and limits. The text is not
     /// normalised: two statements that differ only in a comment can differ in what MySQL runs
-    /// (`/*! … */`), so only identical text may share a result.
+    /// (`/*! … */`), so only identical text may share a result. The arguments already passed
+    /// the input schema and are read where they lie: deserializing them would copy the whole
+    /// call, SQL and parameters, only to build a key.
     fn cache_key(&self, args: &Value) -> String {
-        let key = || -> Option<String> {
-            let params: QueryParams = serde_json::from_value(args.clone()).ok()?;
-            let warehouse = self.warehouses.get(params.warehouse.as_deref()).ok()?;
-            Some(format!(
-                "{}\n{}\n{}\n{:?}\n{:?}\n{:?}",
-                warehouse.name(),
-                params.sql,
-                crate::tools::policy::canonical_json(&Value::Array(params.params)),
-                params.max_rows,
-                params.max_bytes,
-                params.format
-            ))
+        let field = |name: &str| args.get(name).filter(|value| !value.is_null());
+        let warehouse = self
+            .warehouses
+            .get(field("warehouse").and_then(Value::as_str))
+            .ok();
+        let (Some(warehouse), Some(sql)) = (warehouse, field("sql").and_then(Value::as_str)) else {
+            return crate::tools::policy::canonical_json(args);
         };
-        key().unwrap_or_else(|| crate::tools::policy::canonical_json(args))
+        let number = |name: &str| field(name).map(Value::to_string).unwrap_or_default();
+        format!(
+            "{}\n{}\n{}\n{}\n{}\n{}",
+            warehouse.name(),
+            sql,
+            field("params").map_or_else(|| "[]".to_owned(), crate::tools::policy::canonical_json),
+            number("max_rows"),
+            number("max_bytes"),
+            field("format").and_then(Value::as_str).unwrap_or("json")
+        )
     }
 
     fn render_text(&self, params: &QueryParams, output: &QueryOutput) -> String {
@@ -278,5 +284,43 @@ mod tests {
         let (output, warnings) = warnings_for(false, false);
         assert!(!output.truncated);
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn equal_calls_share_a_cache_key_and_different_ones_do_not() {
+        let config = crate::sql::config::SqlConfig::parse(
+            "[warehouses.a]\nurl = \"sqlite:///nonexistent/a.db\"\n[warehouses.b]\nurl = \"sqlite:///nonexistent/b.db\"\n",
+            "t.toml",
+        )
+        .expect("config");
+        let warehouses = Warehouses::new(&config, &std::env::temp_dir()).expect("warehouses");
+        let tool = SqlQuery::new(Arc::new(warehouses), std::env::temp_dir());
+        let key = |args: Value| tool.cache_key(&args);
+        let base = key(json!({"sql": "SELECT ?", "params": [1, {"y": 2, "x": 1}]}));
+        assert_eq!(
+            base,
+            key(
+                json!({"params": [1, {"x": 1, "y": 2}], "format": "json", "warehouse": "a", "sql": "SELECT ?"})
+            ),
+            "defaults and key order do not matter"
+        );
+        assert_eq!(
+            base,
+            key(json!({"sql": "SELECT ?", "params": [1, {"x": 1, "y": 2}], "max_rows": null}))
+        );
+        for other in [
+            json!({"sql": "SELECT ? ", "params": [1, {"x": 1, "y": 2}]}),
+            json!({"sql": "SELECT ?", "params": [{"x": 1, "y": 2}, 1]}),
+            json!({"sql": "SELECT ?", "params": [1, {"x": 1, "y": 2}], "warehouse": "b"}),
+            json!({"sql": "SELECT ?", "params": [1, {"x": 1, "y": 2}], "max_rows": 5}),
+            json!({"sql": "SELECT ?", "params": [1, {"x": 1, "y": 2}], "max_bytes": 5000}),
+            json!({"sql": "SELECT ?", "params": [1, {"x": 1, "y": 2}], "format": "csv"}),
+        ] {
+            assert_ne!(base, key(other.clone()), "{other}");
+        }
+        assert_ne!(
+            key(json!({"sql": "SELECT 1", "max_rows": 5})),
+            key(json!({"sql": "SELECT 1", "max_bytes": 5}))
+        );
     }
 }

@@ -3,13 +3,13 @@
 //! stops a server-side query when its call is abandoned.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::account::AccountCheck;
@@ -82,10 +82,19 @@ impl Drop for Held {
     }
 }
 
-/// A pooled server engine's connection source: the pool, its counters, and the TCP address to
-/// check when connecting stalls (`None` for a Unix socket).
+/// Finds a new connection's server-side id (PostgreSQL's backend pid, MySQL's connection id), which
+/// the watcher needs to stop a query from another connection. Asked once per connection, so
+/// a call does not spend a round trip on it.
+pub type Identify<DB> = for<'c> fn(
+    &'c mut <DB as Database>::Connection,
+) -> futures::future::BoxFuture<'c, Result<u64, sqlx::Error>>;
+
+/// A server engine's connection source: sqlx's pool opens and closes the connections, and
+/// datamcp keeps the idle ones itself, each with what it knows of the connection (its
+/// server-side id and the time limit now set on it), so a call can use both without asking the
+/// server. A connection leaves sqlx's pool once and goes back to it only to be closed.
 pub struct ServerPool<DB: Database> {
-    /// The sqlx pool.
+    /// The sqlx pool, which connects (running its `after_connect` setup) and closes.
     pub pool: Pool<DB>,
     /// Busy and waiting counts.
     pub counters: Arc<PoolCounters>,
@@ -93,16 +102,75 @@ pub struct ServerPool<DB: Database> {
     pub address: Option<(String, u16)>,
     /// The pool's size.
     pub max_connections: u32,
+    permits: Arc<Semaphore>,
+    idle: Arc<Mutex<Vec<Pooled<DB>>>>,
+    idle_timeout: Duration,
+    acquire_timeout: Duration,
+    identify: Identify<DB>,
+}
+
+/// An idle connection and what datamcp knows of it.
+struct Pooled<DB: Database> {
+    conn: PoolConnection<DB>,
+    backend: u64,
+    time_limit: Option<Duration>,
+    since: Instant,
 }
 
 impl<DB: Database> ServerPool<DB> {
+    /// A pool over `pool` (which should not test connections before handing them out, and may
+    /// run per-connection setup in `after_connect`), `max_connections` at most.
+    pub fn new(
+        pool: Pool<DB>,
+        settings: &ServerSettings,
+        address: Option<(String, u16)>,
+        identify: Identify<DB>,
+    ) -> Self {
+        ServerPool {
+            pool,
+            counters: Default::default(),
+            address,
+            max_connections: settings.max_connections,
+            permits: Arc::new(Semaphore::new(settings.max_connections.max(1) as usize)),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            idle_timeout: settings.idle_timeout,
+            acquire_timeout: settings.acquire_timeout,
+            identify,
+        }
+    }
+
     /// A connection for one call. A refused address fails within about
     /// [`LISTENER_CHECK_AFTER`] instead of after the connect timeout, and a timeout while every
     /// connection is busy is reported as a full pool, not as an unreachable server.
     pub async fn acquire(&self) -> Result<Session<DB>, EngineError> {
         let started = Instant::now();
         let waiting = Held::new(&self.counters, |c| &c.waiting);
-        let acquire = self.pool.acquire();
+        let acquire = async {
+            let permit = Arc::clone(&self.permits)
+                .acquire_owned()
+                .await
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+            let pooled = match self.take_idle() {
+                Some(pooled) => pooled,
+                None => {
+                    let mut conn = self.pool.acquire().await?;
+                    let backend = match (self.identify)(&mut conn).await {
+                        Ok(backend) => backend,
+                        Err(error) => {
+                            conn.close_on_drop();
+                            return Err(error);
+                        }
+                    };
+                    Pooled {
+                        conn,
+                        backend,
+                        time_limit: None,
+                        since: Instant::now(),
+                    }
+                }
+            };
+            Ok::<_, sqlx::Error>((pooled, permit))
+        };
         let listener_check = async {
             tokio::time::sleep(LISTENER_CHECK_AFTER).await;
             // With every connection held by a call, the pool is not connecting: it is full.
@@ -116,14 +184,20 @@ impl<DB: Database> ServerPool<DB> {
             std::future::pending().await
         };
         let acquired = tokio::select! {
-            acquired = acquire => acquired,
+            acquired = tokio::time::timeout(self.acquire_timeout, acquire) => {
+                acquired.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            }
             address = listener_check => return Err(EngineError::NothingListens(address)),
         };
         drop(waiting);
         match acquired {
-            Ok(conn) => Ok(Session {
-                conn,
+            Ok((pooled, permit)) => Ok(Session {
+                conn: Some(pooled.conn),
+                backend: pooled.backend,
+                time_limit: pooled.time_limit,
                 clean: false,
+                idle: Arc::clone(&self.idle),
+                _permit: permit,
                 _busy: Held::new(&self.counters, |c| &c.busy),
             }),
             Err(sqlx::Error::PoolTimedOut)
@@ -138,13 +212,36 @@ impl<DB: Database> ServerPool<DB> {
         }
     }
 
+    /// The most recently used idle connection that has not idled too long; older ones are closed.
+    fn take_idle(&self) -> Option<Pooled<DB>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut pooled) = idle.pop() {
+            if pooled.since.elapsed() < self.idle_timeout {
+                return Some(pooled);
+            }
+            // Closed, not handed back to sqlx: its next owner would not know its time limit.
+            pooled.conn.close_on_drop();
+        }
+        None
+    }
+
+    /// Closes every connection, waiting for busy ones to finish.
+    pub async fn close(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut pooled in idle {
+            pooled.conn.close_on_drop();
+        }
+        self.permits.close();
+        self.pool.close().await;
+    }
+
     /// Gauges of this pool: size, open, in use, idle and waiting.
     pub fn figures(&self) -> PoolFigures {
         PoolFigures {
             max: self.max_connections as usize,
             open: self.pool.size() as usize,
             in_use: self.counters.busy(),
-            idle: self.pool.num_idle(),
+            idle: self.idle.lock().unwrap_or_else(|p| p.into_inner()).len(),
             waiting: self.counters.waiting(),
         }
     }
@@ -189,18 +286,47 @@ pub struct ServerSettings {
 /// A pooled connection that is closed, not reused, unless its query finished cleanly, so no
 /// failed, interrupted or half-read session state reaches the next call.
 pub struct Session<DB: Database> {
-    /// The connection.
-    pub conn: PoolConnection<DB>,
+    conn: Option<PoolConnection<DB>>,
+    /// The server's id for this connection (backend pid, connection id).
+    pub backend: u64,
+    /// The session-level time limit datamcp set on it; `None` while it is the one the connection
+    /// was opened with.
+    pub time_limit: Option<Duration>,
     /// Set once the query finished and the session was reset to how it was opened.
     pub clean: bool,
+    idle: Arc<Mutex<Vec<Pooled<DB>>>>,
+    _permit: OwnedSemaphorePermit,
     _busy: Held,
+}
+
+impl<DB: Database> Session<DB> {
+    /// The connection.
+    pub fn conn(&mut self) -> &mut DB::Connection {
+        // Taken only in `drop`.
+        self.conn.as_deref_mut().unwrap_or_else(|| unreachable!())
+    }
 }
 
 impl<DB: Database> Drop for Session<DB> {
     fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
         if !self.clean {
-            self.conn.close_on_drop();
+            conn.close_on_drop();
+            return;
         }
+        // Back to the idle list before the permit is released (fields drop after this body), so
+        // the next call finds it.
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pooled {
+                conn,
+                backend: self.backend,
+                time_limit: self.time_limit,
+                since: Instant::now(),
+            });
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Each connection is opened read-only with `query_only = ON`, no ATTACH slots, defensive mode,
 //! and an authorizer that lets a statement read and nothing else; `prepare` also refuses a second
-//! statement. Queries run on tokio's blocking threads with a progress handler that interrupts
-//! SQLite as soon as the call is cancelled or its deadline passes. A connection that saw an
-//! error or interruption is closed instead of going back to the pool. While a query runs,
+//! statement. A query on an open connection starts on the calling thread and moves to tokio's
+//! blocking threads if it runs longer than a quarter of a millisecond (most finish well within
+//! it, and the hop would cost more than they do); there a progress handler interrupts SQLite as
+//! soon as the call is cancelled or its deadline passes. A connection that saw an error or
+//! interruption is closed instead of going back to the pool. While a query runs,
 //! `SQLITE_LIMIT_LENGTH` is the call's byte budget, so a value larger than the budget
 //! (`zeroblob(500000000)`, `printf('%.*c', …)`) fails when SQLite would build it, before the
 //! memory is spent.
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
-use rusqlite::types::ValueRef;
+use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -33,6 +35,10 @@ use super::rows::QueryRows;
 use super::session::PoolFigures;
 use crate::table::{Column, ReadLimits, RowBudget, TooLarge};
 use crate::tools::ToolError;
+
+/// How long a query may run on the async runtime's own thread before it moves to a blocking
+/// thread (see [`SqlitePool::query`]).
+const INLINE_BUDGET: Duration = Duration::from_micros(250);
 
 /// SQLite virtual-machine steps between cancellation checks: small enough to stop within
 /// microseconds, large enough to cost nothing measurable.
@@ -135,7 +141,28 @@ impl SqlitePool {
                 waited: self.settings.acquire_timeout,
             })?
             .map_err(|e| SqliteError::Thread(e.to_string()))?;
-        let idle = self.take_idle();
+        let mut idle = self.take_idle();
+        if let Some(mut connection) = idle.take() {
+            // Most reads finish in microseconds, less than a hop to a blocking thread and back
+            // costs: try on this thread first. The attempt gives up once it has run for
+            // INLINE_BUDGET, too short to hold up other tasks, and the query starts again on a
+            // blocking thread, where it may run as long as its call allows. A read-only
+            // statement is safe to start again, and the abandoned attempt's rows are dropped.
+            let started = Instant::now();
+            let stop = {
+                let cancel = cancel.clone();
+                move || cancel.is_cancelled() || started.elapsed() > INLINE_BUDGET
+            };
+            let result = attempt(&mut connection, sql.text(), params, limits, stop);
+            let gave_up = matches!(&result, Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::OperationInterrupted)
+                && !cancel.is_cancelled();
+            if !gave_up {
+                return finish(connection, &self.idle, result, limits);
+            }
+            // Interrupted by our own budget, not by a fault: the connection is as good as before.
+            idle = Some(connection);
+        }
         let settings = self.settings.clone();
         let pool = Arc::clone(&self.idle);
         let sql = sql.text().to_owned();
@@ -178,11 +205,39 @@ fn run(
         Some(connection) => connection,
         None => open(settings)?,
     };
-    connection.progress_handler(PROGRESS_CHECK_STEPS, Some(move || cancel.is_cancelled()))?;
-    let result = read(&connection, sql, params, limits);
+    let result = attempt(&mut connection, sql, params, limits, move || {
+        cancel.is_cancelled()
+    });
+    finish(connection, pool, result, limits)
+}
+
+/// Reads `sql` on `connection`, interrupted as soon as `stop` says so (checked every
+/// [`PROGRESS_CHECK_STEPS`] steps of SQLite's virtual machine).
+fn attempt<F>(
+    connection: &mut Connection,
+    sql: &str,
+    params: &[Value],
+    limits: ReadLimits,
+    stop: F,
+) -> Result<QueryRows, rusqlite::Error>
+where
+    F: FnMut() -> bool + Send + std::panic::RefUnwindSafe + 'static,
+{
+    connection.progress_handler(PROGRESS_CHECK_STEPS, Some(stop))?;
+    let result = read(connection, sql, params, limits);
     connection.progress_handler(0, None::<fn() -> bool>)?;
+    result
+}
+
+/// Returns a connection that finished cleanly to the idle list (any other is closed) and
+/// sorts the error.
+fn finish(
+    connection: Connection,
+    pool: &Mutex<Vec<IdleConnection>>,
+    result: Result<QueryRows, rusqlite::Error>,
+    limits: ReadLimits,
+) -> Result<QueryRows, SqliteError> {
     if result.is_ok() {
-        // Only a connection that finished cleanly is reused.
         let mut idle = pool.lock().unwrap_or_else(|p| p.into_inner());
         idle.push(IdleConnection {
             connection,
@@ -293,7 +348,7 @@ fn read(
         .iter()
         .map(|c| DeclaredKind::of(&c.r#type))
         .collect();
-    let bound: Vec<rusqlite::types::Value> = params.iter().map(to_sqlite).collect();
+    let bound: Vec<ToSqlOutput<'_>> = params.iter().map(to_sqlite).collect();
     if statement.parameter_count() != bound.len() {
         return Err(rusqlite::Error::InvalidParameterCount(
             bound.len(),
@@ -353,10 +408,10 @@ enum DeclaredKind {
 
 impl DeclaredKind {
     fn of(declared: &str) -> Self {
-        let declared = declared.to_ascii_uppercase();
-        if declared == "BOOLEAN" || declared == "BOOL" {
+        let is = |name: &str| declared.eq_ignore_ascii_case(name);
+        if is("BOOLEAN") || is("BOOL") {
             DeclaredKind::Boolean
-        } else if declared == "JSON" || declared == "JSONB" {
+        } else if is("JSON") || is("JSONB") {
             DeclaredKind::Json
         } else {
             DeclaredKind::Plain
@@ -404,17 +459,18 @@ fn to_json(value: ValueRef<'_>, kind: DeclaredKind) -> Value {
 }
 
 /// Binds a JSON value with the closest SQLite type; arrays and objects become JSON text.
-fn to_sqlite(value: &Value) -> rusqlite::types::Value {
+/// Strings are bound where they lie, not copied.
+fn to_sqlite(value: &Value) -> ToSqlOutput<'_> {
     use rusqlite::types::Value as Sql;
     match value {
-        Value::Null => Sql::Null,
-        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+        Value::Bool(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
         Value::Number(n) => match n.as_i64() {
-            Some(i) => Sql::Integer(i),
-            None => Sql::Real(n.as_f64().unwrap_or(f64::NAN)),
+            Some(i) => ToSqlOutput::Borrowed(ValueRef::Integer(i)),
+            None => ToSqlOutput::Borrowed(ValueRef::Real(n.as_f64().unwrap_or(f64::NAN))),
         },
-        Value::String(s) => Sql::Text(s.clone()),
-        other => Sql::Text(other.to_string()),
+        Value::String(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        other => ToSqlOutput::Owned(Sql::Text(other.to_string())),
     }
 }
 

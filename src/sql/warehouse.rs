@@ -4,7 +4,9 @@
 //! fails only the calls that name it; when it comes back, calls work again. Each engine module
 //! keeps its own read-only sessions.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -84,6 +86,36 @@ pub struct Warehouse {
     config: WarehouseConfig,
     engine: Engine,
     verdicts: CatalogVerdicts,
+    guarded: GuardedCache,
+}
+
+/// Statements that passed this warehouse's guard, by their exact text.
+#[derive(Default)]
+struct GuardedCache(Mutex<HashMap<Box<str>, Arc<GuardedSql>>>);
+
+impl GuardedCache {
+    /// Statements kept at most; when full it starts over, which keeps it bounded without
+    /// bookkeeping per hit.
+    const ENTRIES: usize = 512;
+    /// Longer statements are checked every time: they are rarely repeated, and memory stays
+    /// bounded (about 2 MiB of text at most).
+    const LONGEST: usize = 4096;
+
+    fn get(&self, sql: &str) -> Option<Arc<GuardedSql>> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(sql).cloned()
+    }
+
+    fn keep(&self, sql: &str, passed: &Arc<GuardedSql>) {
+        if sql.len() > Self::LONGEST {
+            return;
+        }
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= Self::ENTRIES {
+            cache.clear();
+        }
+        cache.insert(sql.into(), Arc::clone(passed));
+    }
 }
 
 enum Engine {
@@ -129,6 +161,7 @@ impl Warehouse {
             config,
             engine,
             verdicts: CatalogVerdicts::default(),
+            guarded: GuardedCache::default(),
         })
     }
 
@@ -152,10 +185,20 @@ impl Warehouse {
         self.config.description.as_deref()
     }
 
-    /// Checks client SQL with this warehouse's guard settings.
-    pub fn guard(&self, sql: &str) -> Result<GuardedSql, ToolError> {
-        guard::check_with(sql, self.dialect(), self.guard_settings())
-            .map_err(|e| ToolError::Refused(e.to_string()))
+    /// Checks client SQL with this warehouse's guard settings. The verdict is a function of the
+    /// text, the dialect and the settings alone, so a statement the guard passed before is not
+    /// parsed again: agents repeat their statements, and parsing is most of a small call's work.
+    /// Functions left to the catalog are still judged per call, by [`Warehouse::query`].
+    pub fn guard(&self, sql: &str) -> Result<Arc<GuardedSql>, ToolError> {
+        if let Some(passed) = self.guarded.get(sql) {
+            return Ok(passed);
+        }
+        let passed = Arc::new(
+            guard::check_with(sql, self.dialect(), self.guard_settings())
+                .map_err(|e| ToolError::Refused(e.to_string()))?,
+        );
+        self.guarded.keep(sql, &passed);
+        Ok(passed)
     }
 
     /// The guard's bounds and extra allowed functions for this warehouse.
@@ -198,8 +241,13 @@ impl Warehouse {
                 self.name()
             )));
         }
-        self.vouch_for_functions(sql).await?;
+        if !sql.functions_for_the_catalog().is_empty() {
+            Box::pin(self.vouch_for_functions(sql)).await?;
+        }
         let cancel = ctx.cancellation();
+        // The server engines' futures are boxed: sqlx's are several kilobytes, and the state of
+        // every call through here (a SQLite one too) would otherwise be as large as the largest,
+        // copied whenever the call's future moves.
         let rows = match &self.engine {
             Engine::Sqlite { .. } => self
                 .sqlite()
@@ -207,18 +255,25 @@ impl Warehouse {
                 .query(sql, params, limits, cancel)
                 .await
                 .map_err(|e| super::sqlite::explain(e, self.name(), &self.place()))?,
-            Engine::Postgres(engine) => engine
-                .query(sql, params, limits, ctx.remaining(), cancel)
-                .await
-                .map_err(|e| {
-                    super::postgres::explain(e, self.name(), engine.place(), cancel.is_cancelled())
-                })?,
-            Engine::Mysql(engine) => engine
-                .query(sql, params, limits, ctx.remaining(), cancel)
-                .await
-                .map_err(|e| {
-                    super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())
-                })?,
+            Engine::Postgres(engine) => {
+                Box::pin(engine.query(sql, params, limits, ctx.remaining(), cancel))
+                    .await
+                    .map_err(|e| {
+                        super::postgres::explain(
+                            e,
+                            self.name(),
+                            engine.place(),
+                            cancel.is_cancelled(),
+                        )
+                    })?
+            }
+            Engine::Mysql(engine) => {
+                Box::pin(engine.query(sql, params, limits, ctx.remaining(), cancel))
+                    .await
+                    .map_err(|e| {
+                        super::mysql::explain(e, self.name(), engine.place(), cancel.is_cancelled())
+                    })?
+            }
         };
         ctx.add_records(rows.rows.len() as u64);
         Ok(rows)
@@ -307,5 +362,40 @@ impl Warehouse {
             }))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_statement_the_guard_passed_is_not_parsed_again_and_a_refused_one_stays_refused() {
+        let config = SqlConfig::parse(
+            "[warehouses.a]\nurl = \"sqlite:///nonexistent/a.db\"\n",
+            "t.toml",
+        )
+        .expect("config");
+        let warehouses = Warehouses::new(&config, &std::env::temp_dir()).expect("warehouses");
+        let warehouse = warehouses.get(None).expect("warehouse");
+        let first = warehouse.guard("SELECT 1").expect("passes");
+        let again = warehouse.guard("SELECT 1").expect("passes");
+        assert!(Arc::ptr_eq(&first, &again), "parsed twice");
+        assert!(!Arc::ptr_eq(
+            &first,
+            &warehouse.guard("SELECT 1 ").expect("passes")
+        ));
+        for _ in 0..2 {
+            assert!(matches!(
+                warehouse.guard("DELETE FROM t"),
+                Err(ToolError::Refused(_))
+            ));
+        }
+        let long = format!("SELECT 1 -- {}", "x".repeat(GuardedCache::LONGEST));
+        let first = warehouse.guard(&long).expect("passes");
+        assert!(!Arc::ptr_eq(
+            &first,
+            &warehouse.guard(&long).expect("passes")
+        ));
     }
 }

@@ -234,6 +234,16 @@ async fn mysql_session_state_does_not_reach_the_next_caller() {
     let b = rows(&w, "SELECT @datamcp_v, CONNECTION_ID()").await;
     assert_eq!(b[0][0], Value::Null, "caller B reads caller A's @variable");
     assert_ne!(b[0][1], a[0][1], "the connection holding @v was closed");
+
+    // Plain reads run in the session's own read-only mode: a session made writable is not
+    // handed to the next caller.
+    let a = rows(&w, "SELECT CONNECTION_ID()").await;
+    run(&w, "SET SESSION TRANSACTION READ WRITE", &[], 1 << 20)
+        .await
+        .expect("the database accepts it without the guard");
+    let b = rows(&w, "SELECT @@SESSION.tx_read_only, CONNECTION_ID()").await;
+    assert_eq!(b[0][0], 1, "caller B got a writable session");
+    assert_ne!(b[0][1], a[0][0], "the writable connection was closed");
     w.close().await;
 }
 
@@ -588,7 +598,7 @@ async fn a_full_sqlite_pool_says_so_too() {
                 .map(|_| ())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let error = run(&w, "SELECT 1", &[], 1 << 20)
         .await
         .expect_err("the only connection is busy");
@@ -604,4 +614,106 @@ async fn a_full_sqlite_pool_says_so_too() {
         "the endless query was cancelled"
     );
     assert_eq!(rows(&w, "SELECT 1").await, json!([[1]]));
+}
+
+/// Runs `sql` on `w` through the guard, as a client's call does, with `rows` at most and a
+/// call deadline of `deadline`.
+async fn guarded(
+    warehouses: &Warehouses,
+    sql: &str,
+    params: &[Value],
+    rows: usize,
+    deadline: Duration,
+) -> Result<QueryRows, ToolError> {
+    let warehouse = warehouses.get(None).expect("warehouse");
+    let guarded = datamcp::sql::guard::check(sql, warehouse.dialect())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let ctx = CallContext::new("test".into(), deadline, CancellationToken::new(), None);
+    let limits = ReadLimits {
+        rows,
+        bytes: 1 << 20,
+    };
+    warehouse.query(&guarded, params, limits, &ctx).await
+}
+
+#[tokio::test]
+async fn postgres_plain_reads_on_one_connection_follow_table_changes_and_parameter_types() {
+    // A plain read runs as a prepared statement cached on the connection: a table that gained a
+    // column, or the same text bound with other JSON types, must not meet a stale one.
+    let w = warehouses(&format!("{PG}/test"), "max_connections = 1");
+    let table = format!("it_{}_shape", std::process::id());
+    pg_admin(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1)"
+    ))
+    .await;
+    let select = format!("SELECT * FROM {table}");
+    let long = Duration::from_secs(20);
+    let before = guarded(&w, &select, &[], 10, long).await.expect("before");
+    assert_eq!(json!(before.rows), json!([[1]]));
+    pg_admin(&format!(
+        "ALTER TABLE {table} ADD COLUMN b text DEFAULT 'x'"
+    ))
+    .await;
+    let after = guarded(&w, &select, &[], 10, long).await.expect("after");
+    assert_eq!(json!(after.rows), json!([[1, "x"]]));
+    assert_eq!(after.columns.len(), 2);
+
+    for (param, expected) in [
+        (json!(7), json!([[7]])),
+        (json!("seven"), json!([["seven"]])),
+        (json!(true), json!([[true]])),
+        (json!(7.5), json!([[7.5]])),
+        (json!(8), json!([[8]])),
+    ] {
+        let result = guarded(&w, "SELECT $1 AS v", std::slice::from_ref(&param), 10, long)
+            .await
+            .unwrap_or_else(|e| panic!("{param}: {e}"));
+        assert_eq!(json!(result.rows), expected, "{param}");
+    }
+
+    // No rows still names the columns; the row cap still says more exist.
+    let empty = guarded(&w, &format!("{select} WHERE a < 0"), &[], 10, long)
+        .await
+        .expect("empty");
+    assert!(empty.rows.is_empty());
+    assert_eq!(empty.columns.len(), 2);
+    let capped = guarded(
+        &w,
+        "SELECT g FROM generate_series(1, 50) AS g",
+        &[],
+        10,
+        long,
+    )
+    .await
+    .expect("capped");
+    assert!(capped.truncated && capped.rows.len() == 10);
+    pg_admin(&format!("DROP TABLE {table}")).await;
+    w.close().await;
+}
+
+#[tokio::test]
+async fn server_time_limits_follow_each_calls_deadline_on_one_connection() {
+    // The session's time limit is set once and kept while it fits: a call with a short
+    // deadline lowers it, and the next call with a long one must not inherit the short one.
+    for url in [format!("{PG}/test"), format!("{MY}/test")] {
+        let w = warehouses(&url, "max_connections = 1\nstatement_timeout_ms = 20000");
+        // Two seconds or so of work from allow-listed functions (sleeping ones are never allowed),
+        // well past the short call's limit of 0.2 s plus the half second of slack datamcp gives it.
+        let sleep = if url.starts_with("postgres") {
+            "SELECT count(*) FROM generate_series(1, 30000000)"
+        } else {
+            "SELECT count(*) FROM seq_1_to_8000 a, seq_1_to_8000 b WHERE (a.seq * b.seq) % 7 = 3"
+        };
+        let short = guarded(&w, sleep, &[], 10, Duration::from_millis(200)).await;
+        assert!(
+            short.is_err(),
+            "{url}: the short deadline did not stop the query"
+        );
+        let long = guarded(&w, sleep, &[], 10, Duration::from_secs(20)).await;
+        assert!(
+            long.is_ok(),
+            "{url}: the long call inherited a short limit: {long:?}"
+        );
+        w.close().await;
+    }
 }

@@ -432,7 +432,12 @@ fn group_value(group: &str) -> Value {
 }
 
 fn stat_value(stat: Stat, cell: &mut Cell) -> Value {
-    let number = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+    // Twelve significant digits: sums of decimal amounts come out as 228662.03, not
+    // 228662.03000000003, which a model would read out as it is.
+    let number = |x: f64| {
+        let tidy = format!("{x:.11e}").parse::<f64>().unwrap_or(x);
+        serde_json::Number::from_f64(tidy).map_or(Value::Null, Value::Number)
+    };
     if cell.numbers == 0 && stat != Stat::Count {
         return Value::Null;
     }
@@ -591,6 +596,17 @@ mod tests {
         assert_eq!(rows[0]["group"], "USD");
         assert_eq!(rows[0]["missing"], 1);
         assert_eq!(rows[1]["group"], "EUR");
+    }
+
+    #[test]
+    fn sums_of_decimal_amounts_read_as_decimals() {
+        let mut w = tumbling(1_000, 0);
+        for x in [0.1, 0.2, 228_661.73] {
+            w.add(0, Some(1), "g", Some(x));
+        }
+        let rows = w.finish(false);
+        assert_eq!(rows[0]["sum"], 228_662.03);
+        assert_eq!(rows[0]["avg"], 76_220.676_666_7);
     }
 
     #[test]

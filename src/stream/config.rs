@@ -167,6 +167,14 @@ mod tests {
             .to_string();
         assert!(error.contains("librdkafka refuses"), "{error}");
 
+        let error = load(
+            "[streams.k]\nkind = \"kafka\"\nbrokers = \"127.0.0.1:9\"\nallow_produce = true\n",
+        )
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(error.contains("explicit allow-list"), "{error}");
+
         let error = load("[streams.k]\nkind = \"pulsar\"\n")
             .err()
             .expect("refused")

@@ -14,21 +14,35 @@ struct Wire {
     s: String,
     t: String,
     p: Vec<(i32, i64)>,
+    /// Messages before this time are still to be skipped (a read by time on a broker that
+    /// could not look the time up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b: Option<i64>,
 }
 
-/// Encodes the positions of a read of `topic` on `source`.
-pub fn encode(source: &str, topic: &str, positions: &BTreeMap<i32, i64>) -> String {
+/// Where a read continues.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    /// The next offset per partition.
+    pub positions: BTreeMap<i32, i64>,
+    /// Skip messages older than this (ms).
+    pub skip_before: Option<i64>,
+}
+
+/// Encodes where a read of `topic` on `source` stopped.
+pub fn encode(source: &str, topic: &str, resume: &Resume) -> String {
     let wire = Wire {
         v: 1,
         s: source.to_owned(),
         t: topic.to_owned(),
-        p: positions.iter().map(|(p, o)| (*p, *o)).collect(),
+        p: resume.positions.iter().map(|(p, o)| (*p, *o)).collect(),
+        b: resume.skip_before,
     };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&wire).unwrap_or_default())
 }
 
 /// The positions in `cursor`, which must come from a read of `topic` on `source`.
-pub fn decode(cursor: &str, source: &str, topic: &str) -> Result<BTreeMap<i32, i64>, String> {
+pub fn decode(cursor: &str, source: &str, topic: &str) -> Result<Resume, String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor.trim())
         .map_err(|_| "the cursor is not one a read returned; pass it back unchanged".to_owned())?;
@@ -43,7 +57,10 @@ pub fn decode(cursor: &str, source: &str, topic: &str) -> Result<BTreeMap<i32, i
             wire.t, wire.s
         ));
     }
-    Ok(wire.p.into_iter().collect())
+    Ok(Resume {
+        positions: wire.p.into_iter().collect(),
+        skip_before: wire.b,
+    })
 }
 
 #[cfg(test)]
@@ -52,9 +69,12 @@ mod tests {
 
     #[test]
     fn a_cursor_round_trips_and_refuses_another_topic() {
-        let positions = BTreeMap::from([(0, 10), (2, 7)]);
-        let cursor = encode("shop", "orders", &positions);
-        assert_eq!(decode(&cursor, "shop", "orders").expect("valid"), positions);
+        let resume = Resume {
+            positions: BTreeMap::from([(0, 10), (2, 7)]),
+            skip_before: Some(5),
+        };
+        let cursor = encode("shop", "orders", &resume);
+        assert_eq!(decode(&cursor, "shop", "orders").expect("valid"), resume);
         assert!(
             decode(&cursor, "shop", "payments")
                 .expect_err("an error")

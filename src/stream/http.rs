@@ -188,6 +188,8 @@ impl HttpSource {
             reqwest::Client::builder()
                 .connect_timeout(self.connect_timeout)
                 .user_agent(concat!("datamcp/", env!("CARGO_PKG_VERSION")))
+                // A redirect would carry the configured headers (API keys) to another host.
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| live::chain(&e))
         });
@@ -321,7 +323,7 @@ impl HttpSource {
                     }
                 }
                 Some(Err(error)) => {
-                    broke = Some(live::chain(&error));
+                    broke = Some(without_url(&error));
                     break;
                 }
                 None => {
@@ -410,9 +412,21 @@ impl Framer {
     }
 }
 
+/// An error's text without the URL reqwest puts in it: that URL has `${ENV}` values expanded
+/// (credentials, API keys), and messages show the URL as configured instead.
+fn without_url(error: &reqwest::Error) -> String {
+    let text = live::chain(error);
+    match error.url() {
+        Some(url) => text
+            .replace(&format!(" for url ({url})"), "")
+            .replace(url.as_str(), "(the stream's URL)"),
+        None => text,
+    }
+}
+
 /// A failed request as a tool error saying what to check.
 fn request_error(shown: &str, error: &reqwest::Error) -> ToolError {
-    let detail = live::chain(error);
+    let detail = without_url(error);
     let hint = if error.is_connect() {
         "check that the server is up and that the host and port are right (and, for https, that its certificate is valid)"
     } else if error.is_timeout() {

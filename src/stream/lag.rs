@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::source::{PartitionLag, Verdict};
 
 /// Samples kept per (group, topic) between calls.
-const KEPT_SAMPLES: usize = 10;
+const KEPT_SAMPLES: usize = 24;
 /// (group, topic) pairs kept; the oldest is forgotten first.
 const KEPT_PAIRS: usize = 256;
 /// Samples older than this are not used: a verdict is about now.
@@ -72,7 +72,7 @@ impl LagHistory {
 }
 
 /// The verdict on a group with `members` active members, from `samples` (oldest first).
-pub fn judge(samples: &[Sample], members: u32) -> (Verdict, String, Vec<PartitionLag>) {
+pub fn judge(samples: &[Sample], members: Option<u32>) -> (Verdict, String, Vec<PartitionLag>) {
     let Some(last) = samples.last() else {
         return (
             Verdict::Unknown,
@@ -112,7 +112,11 @@ pub fn judge(samples: &[Sample], members: u32) -> (Verdict, String, Vec<Partitio
 }
 
 /// One partition: `history` is (committed offset, lag) per sample, oldest first.
-fn judge_partition(history: &[(i64, i64)], committed: bool, members: u32) -> (Verdict, String) {
+fn judge_partition(
+    history: &[(i64, i64)],
+    committed: bool,
+    members: Option<u32>,
+) -> (Verdict, String) {
     if !committed {
         return (
             Verdict::Unknown,
@@ -124,7 +128,7 @@ fn judge_partition(history: &[(i64, i64)], committed: bool, members: u32) -> (Ve
     }
     let lag_now = history.last().map_or(0, |&(_, lag)| lag);
     if history.len() < 2 {
-        return if members == 0 {
+        return if members == Some(0) {
             (
                 Verdict::Stopped,
                 format!("{lag_now} messages wait and the group has no active member"),
@@ -140,22 +144,28 @@ fn judge_partition(history: &[(i64, i64)], committed: bool, members: u32) -> (Ve
     }
     let (first, last) = (history[0], history[history.len() - 1]);
     if first.0 == last.0 && history.iter().all(|&(offset, _)| offset == first.0) {
-        return if members == 0 {
-            (
+        let offset = first.0;
+        return match members {
+            Some(0) => (
                 Verdict::Stopped,
                 format!(
-                    "no active member and the committed offset stayed at {} while {lag_now} messages wait",
-                    first.0
+                    "no active member and the committed offset stayed at {offset} while {lag_now} messages wait"
                 ),
-            )
-        } else {
-            (
+            ),
+            Some(members) => (
                 Verdict::Stalled,
                 format!(
-                    "{members} member(s) active but the committed offset stayed at {} while {lag_now} messages wait",
-                    first.0
+                    "{members} member(s) active but the committed offset stayed at {offset} while {lag_now} messages wait"
                 ),
-            )
+            ),
+            // Burrow's rule: an offset that does not move while messages wait is an error,
+            // whether or not anyone is connected.
+            None => (
+                Verdict::Stalled,
+                format!(
+                    "the committed offset stayed at {offset} while {lag_now} messages wait (the cluster does not say whether the group has members)"
+                ),
+            ),
         };
     }
     let never_shrank = history.windows(2).all(|w| w[1].1 >= w[0].1);
@@ -197,31 +207,40 @@ mod tests {
         assert_eq!(
             judge(
                 &samples(&[(0, 10_000), (2_000, 10_500), (6_000, 11_000)]),
-                1
+                Some(1)
             )
             .0,
             Verdict::Ok
         );
         // A lag that reached zero is fine.
         assert_eq!(
-            judge(&samples(&[(5, 10), (10, 10), (10, 12)]), 1).0,
+            judge(&samples(&[(5, 10), (10, 10), (10, 12)]), Some(1)).0,
             Verdict::Ok
         );
         // Committing but never gaining.
         assert_eq!(
-            judge(&samples(&[(0, 10), (5, 20), (10, 30)]), 1).0,
+            judge(&samples(&[(0, 10), (5, 20), (10, 30)]), Some(1)).0,
             Verdict::Lagging
         );
         // Members, no movement, messages waiting: stalled. No members: stopped.
         assert_eq!(
-            judge(&samples(&[(5, 10), (5, 10), (5, 12)]), 2).0,
+            judge(&samples(&[(5, 10), (5, 10), (5, 12)]), Some(2)).0,
             Verdict::Stalled
         );
-        assert_eq!(judge(&samples(&[(5, 10), (5, 10)]), 0).0, Verdict::Stopped);
+        assert_eq!(
+            judge(&samples(&[(5, 10), (5, 10)]), Some(0)).0,
+            Verdict::Stopped
+        );
+        // Unknown membership never makes a group stopped.
+        assert_eq!(
+            judge(&samples(&[(5, 10), (5, 10)]), None).0,
+            Verdict::Stalled
+        );
+        assert_eq!(judge(&samples(&[(5, 10)]), None).0, Verdict::Unknown);
         // One sample judges only the clear cases.
-        assert_eq!(judge(&samples(&[(5, 10)]), 0).0, Verdict::Stopped);
-        assert_eq!(judge(&samples(&[(5, 10)]), 1).0, Verdict::Unknown);
-        assert_eq!(judge(&samples(&[(10, 10)]), 1).0, Verdict::Ok);
+        assert_eq!(judge(&samples(&[(5, 10)]), Some(0)).0, Verdict::Stopped);
+        assert_eq!(judge(&samples(&[(5, 10)]), Some(1)).0, Verdict::Unknown);
+        assert_eq!(judge(&samples(&[(10, 10)]), Some(1)).0, Verdict::Ok);
     }
 
     #[test]
@@ -231,13 +250,13 @@ mod tests {
             s.committed.insert(1, Some(20));
             s.high.insert(1, 20);
         }
-        let (verdict, reason, partitions) = judge(&two, 1);
+        let (verdict, reason, partitions) = judge(&two, Some(1));
         assert_eq!(verdict, Verdict::Stalled);
         assert!(reason.starts_with("partition 0"), "{reason}");
         assert_eq!(partitions.len(), 2);
 
         let history = LagHistory::default();
-        for _ in 0..5 {
+        for _ in 0..10 {
             history.record("g", "t", samples(&[(1, 2), (1, 2), (1, 2)]));
         }
         assert_eq!(history.record("g", "t", Vec::new()).len(), KEPT_SAMPLES);

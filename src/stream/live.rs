@@ -354,8 +354,9 @@ pub fn allow_list(paths: Option<&[String]>) -> AllowList {
 /// characters a URL path cannot hold as they are. `*` in a pattern then cannot be used to
 /// climb out of the configured URL or to add parameters to it.
 pub fn safe_path(path: &str) -> bool {
+    // No `%`: the URL parser reads `%2e%2e` as `..`. No `?`, `#` or backslash either.
     path.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~/:@!$&'()*+,;=%".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~/:@!$&'()*+,;=".contains(&b))
         && !path
             .split('/')
             .any(|segment| segment == "." || segment == "..")
@@ -620,6 +621,10 @@ mod tests {
         assert!(!safe_path("events?admin=1"));
         assert!(!safe_path("events#x"));
         assert!(!safe_path("a b"));
+        assert!(
+            !safe_path("prices/%2e%2e/%2e%2e/admin"),
+            "percent-encoded dots"
+        );
         assert_eq!(url_for("http://h/s/", "/x"), "http://h/s/x");
         assert_eq!(url_for("http://h/s", ""), "http://h/s");
         let list = allow_list(None);

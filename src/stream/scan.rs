@@ -157,44 +157,32 @@ impl<'m, 'a> View<'m, 'a> {
 
     /// The decoded value (null for a tombstone) and how it was decoded.
     pub fn value(&mut self) -> (&Value, Encoding) {
-        if self.value.is_none() {
-            let decoded = match self.raw.value {
-                Some(bytes) => {
-                    let (value, encoding, failed) = decode(bytes, self.formats.value);
-                    self.decode_errors += u32::from(failed);
-                    (value, encoding)
-                }
-                None => (Value::Null, Encoding::Json),
-            };
-            self.value = Some(decoded);
-        }
-        let (value, encoding) = self
-            .value
-            .as_ref()
-            .map(|(v, e)| (v, *e))
-            .unwrap_or((&Value::Null, Encoding::Json));
-        (value, encoding)
+        let (bytes, format) = (self.raw.value, self.formats.value);
+        Self::decoded(&mut self.value, &mut self.decode_errors, bytes, format)
     }
 
     /// The decoded key (null when there is none) and how it was decoded.
     pub fn key(&mut self) -> (&Value, Encoding) {
-        if self.key.is_none() {
-            let decoded = match self.raw.key {
-                Some(bytes) => {
-                    let (value, encoding, failed) = decode(bytes, self.formats.key);
-                    self.decode_errors += u32::from(failed);
-                    (value, encoding)
-                }
-                None => (Value::Null, Encoding::Json),
-            };
-            self.key = Some(decoded);
-        }
-        let (value, encoding) = self
-            .key
-            .as_ref()
-            .map(|(v, e)| (v, *e))
-            .unwrap_or((&Value::Null, Encoding::Json));
-        (value, encoding)
+        let (bytes, format) = (self.raw.key, self.formats.key);
+        Self::decoded(&mut self.key, &mut self.decode_errors, bytes, format)
+    }
+
+    /// `slot`, decoded from `bytes` the first time it is asked for.
+    fn decoded<'s>(
+        slot: &'s mut Option<(Value, Encoding)>,
+        errors: &mut u32,
+        bytes: Option<&[u8]>,
+        format: Format,
+    ) -> (&'s Value, Encoding) {
+        let (value, encoding) = slot.get_or_insert_with(|| match bytes {
+            Some(bytes) => {
+                let (value, encoding, failed) = decode(bytes, format);
+                *errors += u32::from(failed);
+                (value, encoding)
+            }
+            None => (Value::Null, Encoding::Json),
+        });
+        (value, *encoding)
     }
 
     /// Takes the decoded value out (decoding it if it was not yet).
@@ -428,6 +416,7 @@ pub struct Scan {
     started: Instant,
     /// Problems a source met and worked around (a broker that dropped, a partial message).
     notes: Vec<String>,
+    skip_before: Option<i64>,
 }
 
 /// Whether the source should go on.
@@ -458,6 +447,7 @@ impl Scan {
             stopped: None,
             started: Instant::now(),
             notes: Vec::new(),
+            skip_before: None,
         }
     }
 
@@ -481,14 +471,9 @@ impl Scan {
     /// Offers one message. After [`Flow::Stop`] the source must stop; the message that got
     /// `Stop` for the byte budget or the scan limit was not consumed, so a cursor resumes at it.
     pub fn offer(&mut self, raw: &RawMessage<'_>) -> Flow {
-        if self.stopped.is_some() {
-            return Flow::Stop;
+        if let Some(stop) = self.examine(raw) {
+            return stop;
         }
-        if self.stats.scanned >= self.limits.max_scan {
-            return self.stop(Stop::MaxScan);
-        }
-        self.stats.scanned += 1;
-        self.stats.bytes_scanned += raw.size() as u64;
         let mut view = View::new(raw, self.formats);
         let matched = match &self.filter {
             None => true,
@@ -523,18 +508,26 @@ impl Scan {
     /// Counts a message the source examined but skips before the filter (it precedes the
     /// requested start time), so it counts against `max_scan` and moves the cursor.
     pub fn pass(&mut self, raw: &RawMessage<'_>) -> Flow {
-        if self.stopped.is_some() {
-            return Flow::Stop;
+        if let Some(stop) = self.examine(raw) {
+            return stop;
         }
-        if self.stats.scanned >= self.limits.max_scan {
-            return self.stop(Stop::MaxScan);
-        }
-        self.stats.scanned += 1;
-        self.stats.bytes_scanned += raw.size() as u64;
         if let Some(offset) = raw.offset {
             self.positions.insert(raw.partition, offset + 1);
         }
         Flow::Continue
+    }
+
+    /// Counts `raw` as examined, or says why the scan must stop before it.
+    fn examine(&mut self, raw: &RawMessage<'_>) -> Option<Flow> {
+        if self.stopped.is_some() {
+            return Some(Flow::Stop);
+        }
+        if self.stats.scanned >= self.limits.max_scan {
+            return Some(self.stop(Stop::MaxScan));
+        }
+        self.stats.scanned += 1;
+        self.stats.bytes_scanned += raw.size() as u64;
+        None
     }
 
     /// Stops the scan for `reason` (the first reason given wins).
@@ -546,6 +539,11 @@ impl Scan {
     /// Whether the scan has stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped.is_some()
+    }
+
+    /// Records that the source skips messages older than `ms` (to be carried in the cursor).
+    pub fn skipping_before(&mut self, ms: i64) {
+        self.skip_before = Some(ms);
     }
 
     /// Adds a note for the result (something the source met and worked around).
@@ -579,6 +577,7 @@ impl Scan {
             stats: self.stats,
             positions: self.positions,
             notes: self.notes,
+            skip_before: self.skip_before,
             collector: self.collector,
         }
     }
@@ -594,6 +593,8 @@ pub struct Finished {
     pub positions: BTreeMap<i32, i64>,
     /// What the source met and worked around.
     pub notes: Vec<String>,
+    /// Messages older than this were being skipped.
+    pub skip_before: Option<i64>,
     /// The collector, to take its result from.
     pub collector: Box<dyn Collector>,
 }

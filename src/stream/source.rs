@@ -164,8 +164,9 @@ pub struct GroupLag {
     /// The group's state as the coordinator reports it (Stable, Empty, …), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
-    /// Active members.
-    pub members: u32,
+    /// Active members, when the cluster lists the group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<u32>,
     /// Messages behind, over all partitions, at the last sample.
     pub total_lag: i64,
     /// The worst partition's verdict: ok, lagging, stalled, stopped, or unknown.
@@ -275,6 +276,9 @@ pub struct ReadPlan {
     pub start: Start,
     /// Exact next offsets per partition, from a cursor; overrides `start` and `partitions`.
     pub resume: Option<BTreeMap<i32, i64>>,
+    /// From a cursor too: messages before this time are skipped (the read it continues
+    /// started at a time the broker could not look up).
+    pub resume_skip_before: Option<i64>,
     /// Longest the read waits for messages (already capped by the call's deadline).
     pub max_wait: Duration,
 }

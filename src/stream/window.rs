@@ -25,6 +25,13 @@ pub const MAX_CELLS: usize = 100_000;
 pub const RESERVOIR: usize = 10_000;
 /// The group that collects groups past the cell limit.
 pub const OTHER: &str = "(other)";
+/// Values kept for percentiles over all cells (32 MiB of f64).
+pub const MAX_VALUES: usize = 4_000_000;
+/// Event times beyond ±this many ms (about the year 33,000) count as having no time, so no
+/// window arithmetic can overflow.
+const MAX_TIME_MS: i64 = 1_000_000_000_000_000;
+/// Longest window: a thousand years.
+pub const MAX_WINDOW_MS: u64 = 31_557_600_000_000;
 
 /// A statistic of the numeric field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
@@ -130,6 +137,8 @@ pub struct WindowSpec {
 
 impl WindowSpec {
     /// Starts of the windows holding time `t`, earliest first.
+    /// (Times are within ±`MAX_TIME_MS` and sizes within `MAX_WINDOW_MS`, so nothing here
+    /// overflows.)
     fn starts(&self, t: i64) -> impl Iterator<Item = i64> + use<> {
         let (size, hop) = (self.size_ms, self.hop_ms);
         let last = t.div_euclid(hop) * hop;
@@ -175,6 +184,7 @@ pub struct Windows {
     dropped: u64,
     no_time: u64,
     approximate: bool,
+    values_kept: usize,
     rng: fastrand::Rng,
 }
 
@@ -198,6 +208,7 @@ impl Windows {
             dropped: 0,
             no_time: 0,
             approximate: false,
+            values_kept: 0,
             rng: fastrand::Rng::with_seed(7),
         }
     }
@@ -217,6 +228,7 @@ impl Windows {
                 _ => None,
             },
         }
+        .filter(|t| (-MAX_TIME_MS..=MAX_TIME_MS).contains(t))
     }
 
     /// Adds a message of `partition` at event time `time` (none: unknown) in `group` with the
@@ -281,12 +293,16 @@ impl Windows {
                     cell.numbers += 1;
                     cell.sum += x;
                     if self.keep_values {
-                        if cell.values.len() < RESERVOIR {
+                        if cell.values.len() < RESERVOIR && self.values_kept < MAX_VALUES {
                             cell.values.push(x);
+                            self.values_kept += 1;
+                        } else if cell.values.is_empty() {
+                            // No room left for this cell's values: its percentiles stay null.
+                            self.approximate = true;
                         } else {
                             self.approximate = true;
                             let slot = self.rng.u64(0..cell.numbers) as usize;
-                            if slot < RESERVOIR {
+                            if slot < cell.values.len() {
                                 cell.values[slot] = x;
                             }
                         }
@@ -596,6 +612,25 @@ mod tests {
         assert_eq!(rows[0]["group"], "USD");
         assert_eq!(rows[0]["missing"], 1);
         assert_eq!(rows[1]["group"], "EUR");
+    }
+
+    #[test]
+    fn extreme_times_have_no_window_and_cannot_overflow() {
+        let mut w = Windows::new(
+            WindowSpec {
+                size_ms: MAX_WINDOW_MS as i64,
+                hop_ms: 1,
+                lateness_ms: i64::MAX,
+            },
+            vec![Stat::Count],
+        );
+        let value = serde_json::json!({"ts": 1e19, "neg": i64::MIN});
+        let path = |p: &str| vec![p.to_owned()];
+        assert_eq!(Windows::event_time(Some(&path("ts")), &value, None), None);
+        assert_eq!(Windows::event_time(Some(&path("neg")), &value, None), None);
+        assert_eq!(Windows::event_time(None, &value, Some(i64::MAX)), None);
+        w.add(0, None, "g", None);
+        assert_eq!(w.without_time(), 1);
     }
 
     #[test]

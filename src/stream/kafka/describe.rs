@@ -10,6 +10,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use tokio_util::sync::CancellationToken;
+
 use super::{KafkaSource, run_blocking, upstream};
 use crate::stream::lag::{Sample, judge};
 use crate::stream::source::{
@@ -66,28 +68,44 @@ fn missing(topic: &str) -> ToolError {
     ))
 }
 
+/// What a topic listing needs besides the client settings.
+pub(super) struct Listing<'a> {
+    pub source: &'a str,
+    pub allowed: &'a dyn Fn(&str) -> bool,
+    pub timeout: Duration,
+    /// The call's deadline: past it, topics are listed without their counts.
+    pub deadline: Instant,
+    pub cancel: &'a CancellationToken,
+}
+
 pub(super) fn list_topics(
     config: &ClientConfig,
-    timeout: Duration,
-    source: &str,
+    listing: &Listing<'_>,
 ) -> Result<Vec<TopicSummary>, ToolError> {
-    let brokers = config
-        .get("bootstrap.servers")
-        .unwrap_or_default()
-        .to_owned();
-    let consumer: BaseConsumer = config
-        .create()
-        .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
-    let metadata = consumer.fetch_metadata(None, timeout).map_err(|e| {
-        upstream(
-            &format!("cannot list the topics of source '{source}'"),
-            &brokers,
-            &e,
-        )
-    })?;
+    let (consumer, brokers) = super::consumer(config)?;
+    let metadata = consumer
+        .fetch_metadata(None, listing.timeout)
+        .map_err(|e| {
+            upstream(
+                &format!("cannot list the topics of source '{}'", listing.source),
+                &brokers,
+                &e,
+            )
+        })?;
+    // Leave time to answer: counts are fetched one partition at a time.
+    let counts_until = listing.deadline
+        - Duration::from_millis(300)
+            .min(listing.deadline.saturating_duration_since(Instant::now()));
     let mut budget = MAX_LISTED_PARTITIONS;
     let mut topics = Vec::new();
-    for topic in metadata.topics() {
+    for topic in metadata
+        .topics()
+        .iter()
+        .filter(|t| (listing.allowed)(t.name()))
+    {
+        if listing.cancel.is_cancelled() {
+            return Err(ToolError::Cancelled);
+        }
         let mut summary = TopicSummary {
             name: topic.name().to_owned(),
             partitions: Some(topic.partitions().len() as u32),
@@ -103,16 +121,25 @@ pub(super) fn list_topics(
             budget -= topic.partitions().len();
             let mut total = 0;
             for partition in topic.partitions() {
-                if let Ok((low, high)) =
-                    consumer.fetch_watermarks(topic.name(), partition.id(), timeout)
-                {
+                let left = counts_until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                if let Ok((low, high)) = consumer.fetch_watermarks(
+                    topic.name(),
+                    partition.id(),
+                    listing.timeout.min(left),
+                ) {
                     summary
                         .watermarks
                         .push([i64::from(partition.id()), low, high]);
                     total += high - low;
                 }
             }
-            summary.approx_messages = Some(total);
+            // Only complete counts are given.
+            if summary.watermarks.len() == topic.partitions().len() {
+                summary.approx_messages = Some(total);
+            }
         }
         topics.push(summary);
     }
@@ -134,13 +161,7 @@ pub(super) async fn describe(
         let config = config.clone();
         let topic = topic.clone();
         run_blocking(move || {
-            let brokers = config
-                .get("bootstrap.servers")
-                .unwrap_or_default()
-                .to_owned();
-            let consumer: BaseConsumer = config
-                .create()
-                .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+            let (consumer, brokers) = super::consumer(&config)?;
             let metadata = partitions(&consumer, &topic, timeout, &brokers)?;
             let mut partitions = Vec::new();
             for p in metadata {
@@ -199,15 +220,24 @@ pub(super) async fn describe(
     // Sample the candidates' committed offsets and the watermarks over the window, while the
     // topic's configuration is fetched.
     let partition_ids: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-    let samples_wanted = if request.lag_window.is_zero() {
-        1
-    } else {
-        (request.lag_window.as_millis() / 250).clamp(2, 20) as u32
-    };
+    // The window fits in the call with time for the last sample and the answer; the samples
+    // are spread over the window it really has, never bunched into a shorter one.
     let window = request.lag_window.min(
         ctx.remaining()
             .saturating_sub(Duration::from_millis(500) + timeout),
     );
+    if window < request.lag_window {
+        notes.push(format!(
+            "the lag window was shortened to {} ms to fit the call's timeout",
+            window.as_millis()
+        ));
+    }
+    let samples_wanted = if window < Duration::from_millis(250) {
+        1
+    } else {
+        (window.as_millis() / 250).clamp(2, 20) as u32
+    };
+    let sample_deadline = ctx.deadline() - Duration::from_millis(300).min(ctx.remaining());
     let sampling = async {
         let mut samples: BTreeMap<String, Vec<Sample>> = BTreeMap::new();
         let started = Instant::now();
@@ -223,8 +253,10 @@ pub(super) async fn describe(
             let topic = topic.clone();
             let ids = partition_ids.clone();
             let groups = candidates.clone();
-            let taken =
-                run_blocking(move || sample(&config, &topic, &ids, &groups, timeout)).await?;
+            let taken = run_blocking(move || {
+                sample(&config, &topic, &ids, &groups, timeout, sample_deadline)
+            })
+            .await?;
             for (group, sample) in taken {
                 samples.entry(group).or_default().push(sample);
             }
@@ -260,10 +292,12 @@ pub(super) async fn describe(
             continue;
         }
         let all = source.history.record(&group, &topic, taken);
+        // A group the cluster did not list (or a cluster that lists none) has members nobody
+        // knows of: the verdict must not call it stopped.
         let (state, members) = known_groups
             .get(&group)
-            .map_or((None, 0), |(state, members)| {
-                (Some(state.clone()), *members)
+            .map_or((None, None), |(state, members)| {
+                (Some(state.clone()), Some(*members))
             });
         let (verdict, reason, partitions) = judge(&all, members);
         let window_ms = match (all.first(), all.last()) {
@@ -298,6 +332,7 @@ fn sample(
     partitions: &[i32],
     groups: &[String],
     timeout: Duration,
+    deadline: Instant,
 ) -> Result<Vec<(String, Sample)>, ToolError> {
     let brokers = config
         .get("bootstrap.servers")
@@ -307,11 +342,7 @@ fn sample(
     if groups.is_empty() {
         return Ok(taken);
     }
-    let mut watermark_config = config.clone();
-    watermark_config.set("group.id", "datamcp-unused");
-    let consumer: BaseConsumer = watermark_config
-        .create()
-        .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+    let (consumer, _) = super::consumer(config)?;
     let mut high = BTreeMap::new();
     for &partition in partitions {
         let (_, h) = consumer
@@ -321,6 +352,11 @@ fn sample(
     }
     let at = Instant::now();
     for group in groups {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let timeout = timeout.min(left);
         // A consumer that names the group only to ask for its offsets (OffsetFetch); it never
         // subscribes, so it never joins, and never commits.
         let mut group_config = config.clone();

@@ -140,6 +140,13 @@ pub fn open(
             "check the property names and values against librdkafka's CONFIGURATION.md (this build has no SSL/SASL support unless built with the `kafka-tls` feature)",
         ));
     }
+    if config.allow_produce && config.topics.is_none() {
+        return Err(at.invalid_key(
+            "allow_produce",
+            "a source that accepts writes needs an explicit allow-list",
+            "list the topics that may be written in `topics`",
+        ));
+    }
     let topics = config.topics.clone().unwrap_or_else(|| vec!["*".into()]);
     Ok(Arc::new(KafkaSource {
         name: name.to_owned(),
@@ -232,8 +239,9 @@ impl KafkaSource {
             // would leave a fast scan waiting on an empty queue.
             .set("fetch.queue.backoff.ms", "5")
             .set("topic.metadata.refresh.interval.ms", "-1")
-            // librdkafka wants a group id even for a consumer that never uses one; it is never
-            // sent, since nothing subscribes or commits.
+            // librdkafka refuses to assign partitions to a consumer without a group id
+            // ("Unknown group"); the id is never used to join or commit, since nothing
+            // subscribes and auto-commit is off.
             .set("group.id", "datamcp-unused");
         config
     }
@@ -272,30 +280,32 @@ impl Source for KafkaSource {
     }
 
     fn allows(&self, topic: &str) -> bool {
-        // Internal topics (`__consumer_offsets`, `_schemas`) only when named exactly.
-        let internal = topic.starts_with('_');
-        if internal {
-            self.allow.patterns().iter().any(|p| p == topic)
-        } else {
-            self.allow.allows(topic)
-        }
+        topic_allowed(&self.allow, topic)
     }
 
     fn list_topics<'a>(
         &'a self,
-        _ctx: &'a CallContext,
+        ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Vec<TopicSummary>, ToolError>> {
         Box::pin(async move {
             let bootstrap = self.bootstrap().await?;
             let config = self.consumer_config(&bootstrap);
-            let timeout = self.timeout;
+            let timeout = self.timeout.min(ctx.remaining());
             let name = self.name.clone();
-            let topics =
-                run_blocking(move || describe::list_topics(&config, timeout, &name)).await?;
-            Ok(topics
-                .into_iter()
-                .filter(|topic| self.allows(&topic.name))
-                .collect())
+            let allow = self.allow.clone();
+            let deadline = ctx.deadline();
+            let cancel = ctx.cancellation().clone();
+            run_blocking(move || {
+                let listing = describe::Listing {
+                    source: &name,
+                    allowed: &|topic| topic_allowed(&allow, topic),
+                    timeout,
+                    deadline,
+                    cancel: &cancel,
+                };
+                describe::list_topics(&config, &listing)
+            })
+            .await
         })
     }
 
@@ -324,7 +334,19 @@ impl Source for KafkaSource {
             let cancel = ctx.cancellation().clone();
             let source = self.name.clone();
             let timeout = self.timeout;
-            run_blocking(move || read::read(&config, &source, timeout, plan, scan, &cancel)).await
+            let call_deadline = ctx.deadline();
+            run_blocking(move || {
+                read::read(
+                    &config,
+                    &source,
+                    timeout,
+                    plan,
+                    scan,
+                    &cancel,
+                    call_deadline,
+                )
+            })
+            .await
         })
     }
 
@@ -356,6 +378,29 @@ impl Source for KafkaSource {
             }
         })
     }
+}
+
+/// Whether `topic` is on `allow`: internal topics (`__consumer_offsets`, `_schemas`) only when
+/// named exactly, never through a pattern.
+fn topic_allowed(allow: &AllowList, topic: &str) -> bool {
+    if topic.starts_with('_') {
+        allow.patterns().iter().any(|p| p == topic)
+    } else {
+        allow.allows(topic)
+    }
+}
+
+/// A consumer made from `config` (which never subscribes), and the brokers it names, for
+/// messages.
+fn consumer(config: &ClientConfig) -> Result<(rdkafka::consumer::BaseConsumer, String), ToolError> {
+    let brokers = config
+        .get("bootstrap.servers")
+        .unwrap_or_default()
+        .to_owned();
+    let consumer = config
+        .create()
+        .map_err(|e| upstream("cannot create a Kafka client", &brokers, &e))?;
+    Ok((consumer, brokers))
 }
 
 /// Runs librdkafka's blocking calls off the async threads.

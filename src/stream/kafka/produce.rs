@@ -8,6 +8,17 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 
 use super::{KafkaSource, upstream};
+
+/// `upstream`, but never retried.
+fn upstream_final(what: &str, brokers: &str, error: &rdkafka::error::KafkaError) -> ToolError {
+    match upstream(what, brokers, error) {
+        ToolError::Upstream { message, .. } => ToolError::Upstream {
+            message,
+            transient: false,
+        },
+        other => other,
+    }
+}
 use crate::stream::source::{OutgoingMessage, Produced};
 use crate::tools::{CallContext, ToolError};
 
@@ -75,7 +86,8 @@ pub(super) async fn produce(
                 offset: delivery.offset,
             }),
             Err((error, _)) => {
-                return Err(upstream(
+                // Never transient: a retry would write again the messages before this one.
+                return Err(upstream_final(
                     &format!(
                         "message {index} was not written ({} of {} were)",
                         produced.len(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedHeaders, Headers as _, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -46,19 +46,16 @@ pub(super) fn read(
     plan: ReadPlan,
     mut scan: Scan,
     cancel: &CancellationToken,
+    call_deadline: Instant,
 ) -> Result<Scan, ToolError> {
-    let brokers = config
-        .get("bootstrap.servers")
-        .unwrap_or_default()
-        .to_owned();
-    let consumer: BaseConsumer = config
-        .create()
-        .map_err(|e| upstream("cannot create a Kafka consumer", &brokers, &e))?;
-    let deadline = scan.deadline().min(Instant::now() + plan.max_wait);
+    let (consumer, brokers) = super::consumer(config)?;
+    // Finding the partitions and their offsets has the source's timeout within the call's
+    // deadline; the wait for messages (`max_wait_ms`) starts once the read is assigned.
+    let setup_deadline = call_deadline;
     let io_timeout =
         |deadline: Instant| timeout.min(deadline.saturating_duration_since(Instant::now()));
     let partitions =
-        super::describe::partitions(&consumer, &plan.topic, io_timeout(deadline), &brokers)?;
+        super::describe::partitions(&consumer, &plan.topic, io_timeout(setup_deadline), &brokers)?;
     let chosen: Vec<i32> = match (&plan.resume, &plan.partitions) {
         (Some(resume), _) => resume.keys().copied().collect(),
         (None, Some(asked)) => asked.clone(),
@@ -79,7 +76,7 @@ pub(super) fn read(
     let mut by_time = TopicPartitionList::new();
     for &partition in &chosen {
         let (low, high) = consumer
-            .fetch_watermarks(&plan.topic, partition, io_timeout(deadline))
+            .fetch_watermarks(&plan.topic, partition, io_timeout(setup_deadline))
             .map_err(|e| upstream("cannot read the partition offsets", &brokers, &e))?;
         lows.insert(partition, low);
         let latest = plan.resume.is_none() && plan.start == Start::Named(NamedStart::Latest);
@@ -87,7 +84,9 @@ pub(super) fn read(
             (Some(resume), _) => resume.get(&partition).copied().unwrap_or(low),
             (None, Start::Named(NamedStart::Earliest)) => low,
             (None, Start::Named(NamedStart::Latest)) => high,
-            (None, Start::Tail { tail }) => high.saturating_sub(*tail as i64).max(low),
+            (None, Start::Tail { tail }) => high
+                .saturating_sub(i64::try_from(*tail).unwrap_or(i64::MAX))
+                .max(low),
             (None, Start::Offset { offset }) => *offset,
             (None, Start::Timestamp { timestamp }) => {
                 by_time
@@ -100,9 +99,13 @@ pub(super) fn read(
                 high
             }
         };
-        if start < low {
+        if start < low && start >= 0 {
             scan.note(format!(
                 "partition {partition} starts at offset {low}: older messages were deleted or compacted away"
+            ));
+        } else if start > high {
+            scan.note(format!(
+                "partition {partition} ends at offset {high}: nothing at offset {start} yet"
             ));
         }
         let start = start.clamp(low, high.max(low));
@@ -115,35 +118,56 @@ pub(super) fn read(
             },
         );
     }
-    // Messages before this time are skipped while reading, where the broker could not find
-    // the first offset at the time itself.
-    let mut skip_before: Option<i64> = None;
+    // Partitions whose messages before this time are skipped while reading: where the broker
+    // could not find the first offset at the time itself, or a cursor says so.
+    let mut skip_before: Option<i64> = plan.resume_skip_before;
+    let mut skipping: Vec<i32> = match skip_before {
+        Some(_) => ranges.keys().copied().collect(),
+        None => Vec::new(),
+    };
     if by_time.count() > 0 {
         let found = consumer
-            .offsets_for_times(by_time, io_timeout(deadline))
+            .offsets_for_times(by_time, io_timeout(setup_deadline))
             .map_err(|e| upstream("cannot find offsets by time", &brokers, &e))?;
+        let Start::Timestamp { timestamp } = &plan.start else {
+            return Err(ToolError::Internal("offsets by time without a time".into()));
+        };
+        let wanted = timestamp.millis();
         for element in found.elements() {
-            let Some(range) = ranges.get_mut(&element.partition()) else {
+            let partition = element.partition();
+            let Some(range) = ranges.get_mut(&partition) else {
                 continue;
             };
             match element.offset() {
                 Offset::Offset(offset) => range.start = offset.min(range.start),
-                // "No message at or after the time", or a broker that cannot look offsets up
-                // by time (librdkafka's mock cluster): read the partition and skip older
-                // messages. The scan limits bound the cost.
+                // "No message at or after the time" -- or a broker that cannot look offsets up
+                // by time (librdkafka's mock cluster answers the same). The newest message
+                // tells which: if it is older, nothing is to be read; if not, read from the
+                // oldest and skip the older ones (the scan limits bound the cost).
                 _ => {
-                    if let (Start::Timestamp { timestamp }, Some(low)) =
-                        (&plan.start, lows.get(&element.partition()))
-                    {
-                        range.start = *low;
-                        skip_before = Some(timestamp.millis());
+                    let low = lows.get(&partition).copied().unwrap_or(range.start);
+                    let newest = newest_timestamp(
+                        &consumer,
+                        &plan.topic,
+                        partition,
+                        range.start,
+                        io_timeout(setup_deadline),
+                    );
+                    if low < range.start && newest.is_none_or(|t| t >= wanted) {
+                        range.start = low;
+                        skip_before = Some(wanted);
+                        skipping.push(partition);
                     }
                 }
             }
         }
-        if skip_before.is_some() {
+        if !skipping.is_empty() && plan.resume_skip_before.is_none() {
             scan.note("the broker did not find offsets by time for some partitions; they were read from their oldest message, skipping older ones (counted as scanned)");
         }
+    }
+
+    if let Some(t) = skip_before {
+        scan.skipping_before(t);
     }
 
     // Every partition is announced before any is reported done: a watermark over the read's
@@ -169,6 +193,7 @@ pub(super) fn read(
     consumer
         .assign(&assignment)
         .map_err(|e| upstream("cannot assign the partitions", &brokers, &e))?;
+    let deadline = scan.deadline().min(Instant::now() + plan.max_wait);
 
     let mut last_error: Option<KafkaError> = None;
     loop {
@@ -203,8 +228,9 @@ pub(super) fn read(
                         value: message.payload(),
                         headers: &headers,
                     };
-                    let early =
-                        skip_before.is_some_and(|t| raw.timestamp_ms.is_some_and(|ts| ts < t));
+                    let early = skip_before.is_some_and(|t| {
+                        skipping.contains(&partition) && raw.timestamp_ms.is_some_and(|ts| ts < t)
+                    });
                     let flow = if early {
                         scan.pass(&raw)
                     } else {
@@ -250,4 +276,36 @@ pub(super) fn read(
         ));
     }
     Ok(scan)
+}
+
+/// The timestamp of the newest message before `end` in `partition`, read with a short
+/// assignment of `consumer` (which is not yet assigned for the read itself).
+fn newest_timestamp(
+    consumer: &rdkafka::consumer::BaseConsumer,
+    topic: &str,
+    partition: i32,
+    end: i64,
+    timeout: Duration,
+) -> Option<i64> {
+    if end <= 0 {
+        return None;
+    }
+    let mut one = TopicPartitionList::new();
+    one.add_partition_offset(topic, partition, Offset::Offset(end - 1))
+        .ok()?;
+    consumer.assign(&one).ok()?;
+    let until = Instant::now() + timeout;
+    let mut found = None;
+    while Instant::now() < until {
+        match consumer.poll(POLL_SLICE) {
+            Some(Ok(message)) if message.partition() == partition => {
+                found = message.timestamp().to_millis();
+                break;
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            _ => {}
+        }
+    }
+    let _ = consumer.unassign();
+    found
 }

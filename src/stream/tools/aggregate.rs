@@ -13,9 +13,12 @@ use crate::stream::scan::{
     Collector, FILTER_VARIABLES, Filter, Formats, Limits, Scan, ScanStats, Stop, Take, View,
 };
 use crate::stream::source::{NamedStart, ReadPlan, Start};
-use crate::stream::window::{FieldRef, Row, Stat, WindowSpec, Windows, group_key};
+use crate::stream::window::{FieldRef, MAX_WINDOW_MS, Row, Stat, WindowSpec, Windows, group_key};
 use crate::tools::context::ProgressSink;
 use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
+
+/// Rows in a result at most: a summary is for the model's context.
+const MAX_ROWS: usize = 5_000;
 
 /// One answer, or one result per window as it closes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -239,10 +242,15 @@ impl Tool for Aggregate {
             .map(FieldRef::parse)
             .transpose()
             .map_err(|e| invalid(format!("group_by: {e}")))?;
-        let size_ms = params.window_ms.min(i64::MAX as u64) as i64;
+        if params.window_ms > MAX_WINDOW_MS {
+            return Err(invalid(format!(
+                "window_ms is at most {MAX_WINDOW_MS} (a thousand years)"
+            )));
+        }
+        let size_ms = params.window_ms as i64;
         let hop_ms = params
             .hop_ms
-            .map_or(size_ms, |h| h.min(i64::MAX as u64) as i64);
+            .map_or(size_ms, |h| h.min(MAX_WINDOW_MS) as i64);
         if hop_ms > size_ms {
             return Err(invalid(format!(
                 "hop_ms ({hop_ms}) is longer than window_ms ({size_ms}): messages between windows would be lost; use hop_ms <= window_ms"
@@ -273,8 +281,7 @@ impl Tool for Aggregate {
                 WindowSpec {
                     size_ms,
                     hop_ms,
-                    lateness_ms: params.allowed_lateness_ms.unwrap_or(0).min(i64::MAX as u64)
-                        as i64,
+                    lateness_ms: params.allowed_lateness_ms.unwrap_or(0).min(MAX_WINDOW_MS) as i64,
                 },
                 stats,
             ),
@@ -305,6 +312,7 @@ impl Tool for Aggregate {
                 .clone()
                 .unwrap_or(Start::Named(NamedStart::Earliest)),
             resume: None,
+            resume_skip_before: None,
             max_wait,
         };
         let finished = source.read(ctx, plan, scan).await?.finish();
@@ -315,7 +323,7 @@ impl Tool for Aggregate {
             ));
         };
         let grouped = fold.group.is_some();
-        let rows = fold.windows.finish(grouped);
+        let mut rows = fold.windows.finish(grouped);
         ctx.add_records(finished.stats.scanned);
         let mut notes = finished.notes;
         if fold.windows.late() > 0 {
@@ -323,6 +331,13 @@ impl Tool for Aggregate {
                 "{} message(s) arrived after their window closed and are counted in `late`, not in the rows; raise allowed_lateness_ms to include them",
                 fold.windows.late()
             ));
+        }
+        if rows.len() > MAX_ROWS {
+            notes.push(format!(
+                "{} rows were made and the first {MAX_ROWS} (earliest windows) are given; use a longer window_ms, a coarser group_by or a narrower start",
+                rows.len()
+            ));
+            rows.truncate(MAX_ROWS);
         }
         if fold.windows.dropped() > 0 {
             notes.push(format!(

@@ -20,6 +20,7 @@ pub struct DescribeTopicParams {
     /// Topic.
     pub topic: Option<String>,
     /// Groups to judge (default: all with offsets on the topic).
+    #[schemars(length(max = 50))]
     pub groups: Option<Vec<String>>,
     /// Sampling window (default 2000; 0: one sample plus earlier calls').
     #[schemars(range(max = 60_000))]
@@ -99,7 +100,7 @@ impl Tool for DescribeTopic {
             text.push_str(&format!(
                 "\ngroup {} ({} members{}): {:?}, lag {} — {} [{} samples over {} ms]",
                 g.group,
-                g.members,
+                g.members.map_or("unknown".to_owned(), |m| m.to_string()),
                 g.state
                     .as_deref()
                     .map(|s| format!(", {s}"))

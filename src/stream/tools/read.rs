@@ -243,14 +243,20 @@ impl Tool for Read {
                 .start
                 .clone()
                 .unwrap_or(Start::Named(NamedStart::Earliest)),
-            resume,
+            resume_skip_before: resume.as_ref().and_then(|r| r.skip_before),
+            resume: resume.map(|r| r.positions),
             max_wait,
         };
         let finished = source.read(ctx, plan, scan).await?.finish();
         let replayable = source.info().replayable;
         let truncated = finished.stop.truncates();
-        let cursor = (replayable && !finished.positions.is_empty())
-            .then(|| cursor::encode(source.name(), &topic, &finished.positions));
+        let cursor = (replayable && !finished.positions.is_empty()).then(|| {
+            let resume = cursor::Resume {
+                positions: finished.positions.clone(),
+                skip_before: finished.skip_before,
+            };
+            cursor::encode(source.name(), &topic, &resume)
+        });
         let collector: Box<dyn Any> = finished.collector;
         let messages = match collector.downcast::<Keep>() {
             Ok(keep) => keep.messages,

@@ -234,7 +234,8 @@ impl Sse {
                 line
             };
             if line.is_empty() {
-                let flow = if !*has_data {
+                // The standard dispatches nothing for an empty data buffer (`data:` alone).
+                let flow = if !*has_data || (data.is_empty() && oversize.is_none()) {
                     Flow::Continue
                 } else if let Some(bytes) = oversize.take() {
                     each(Frame::Oversize(bytes))
@@ -585,7 +586,7 @@ mod tests {
                 vec![
                     (Some("7".into()), Some("order".into()), "{\"a\":\n1}".into()),
                     text("no space"),
-                    text(""),
+                    // `data` alone leaves the data buffer empty: nothing is dispatched.
                     (Some("9".into()), Some("x".into()), "cr".into()),
                 ],
                 "cut {cut}"

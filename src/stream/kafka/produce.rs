@@ -99,5 +99,8 @@ pub(super) async fn produce(
             }
         }
     }
+    // Dropping a producer waits for librdkafka to flush and stop its threads: not on the
+    // async workers.
+    tokio::task::spawn_blocking(move || drop(producer));
     Ok(produced)
 }

@@ -94,6 +94,8 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
             request,
             caller,
             claimed,
+            unparsed,
+            tool_call,
         }) => {
             let span = tracing::debug_span!("http", request_id = %caller.request_id);
             let response = next.run(request).instrument(span).await;
@@ -103,24 +105,48 @@ pub async fn admit(State(shared): State<Arc<Shared>>, request: Request, next: Ne
             {
                 shared.sessions.release(session, &id);
             }
-            response
+            // rmcp refuses a message it cannot parse with a bare 415; the client gets the
+            // JSON-RPC error instead, as when the gate parsed every message itself.
+            match unparsed.filter(|_| !response.status().is_success()) {
+                Some(bytes) => match unparseable(&bytes) {
+                    Some(rejection) => {
+                        if tool_call {
+                            shared.stats.tool_call_refused(transport);
+                        }
+                        refuse(&shared, transport, &request_id, rejection)
+                    }
+                    None => response,
+                },
+                None => response,
+            }
         }
-        Err(rejection) => {
-            shared.stats.reject(rejection.reason);
-            tracing::info!(
-                request_id = %request_id,
-                transport = transport.label(),
-                reason = rejection.reason.label(),
-                status = rejection.response.status().as_u16(),
-                "request refused"
-            );
-            rejection.into_response()
-        }
+        Err(rejection) => refuse(&shared, transport, &request_id, rejection),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response
+}
+
+/// Counts and logs a refusal, and gives its answer.
+fn refuse(shared: &Shared, transport: Transport, request_id: &str, rejection: Refused) -> Response {
+    shared.stats.reject(rejection.reason);
+    tracing::info!(
+        request_id = %request_id,
+        transport = transport.label(),
+        reason = rejection.reason.label(),
+        status = rejection.response.status().as_u16(),
+        "request refused"
+    );
+    rejection.into_response()
+}
+
+/// The JSON-RPC error for a message rmcp cannot parse (-32602 for params that do not fit the
+/// method), or `None` when it parses.
+fn unparseable(bytes: &[u8]) -> Option<Refused> {
+    serde_json::from_slice::<ClientJsonRpcMessage>(bytes)
+        .err()
+        .map(|error| not_json_rpc(bytes, &error))
 }
 
 /// The gate of the operations endpoints: `Host` and `Origin` as for MCP requests, and the
@@ -206,12 +232,15 @@ impl IntoResponse for Refused {
     }
 }
 
-/// What passed the gate: the request, its caller, and the request id it claimed in its
-/// session.
+/// What passed the gate: the request, its caller, the request id it claimed in its session,
+/// the body of a Streamable HTTP message not yet parsed in full (see [`check`]), and whether it
+/// was counted as a tool call.
 struct Admitted {
     request: Request,
     caller: Caller,
     claimed: Option<RequestId>,
+    unparsed: Option<Bytes>,
+    tool_call: bool,
 }
 
 async fn check(
@@ -266,23 +295,37 @@ async fn check(
         .await?;
         let peek = serde_json::from_slice::<Peek<'_>>(&bytes)
             .map_err(|error| not_json_rpc(&bytes, &error))?;
-        // rmcp answers a message it cannot parse with a bare 415; parsing it here gives the
-        // client the JSON-RPC error instead (-32602 for params that do not fit the method). The
-        // SSE handler parses its messages itself.
-        if transport == Transport::StreamableHttp
-            && let Err(error) = serde_json::from_slice::<ClientJsonRpcMessage>(&bytes)
-        {
-            return Err(not_json_rpc(&bytes, &error));
+        // rmcp answers a message it cannot parse with a bare 415; the client gets the JSON-RPC
+        // error instead (-32602 for params that do not fit the method), before any other
+        // refusal. rmcp parses every message again, so the full parse here is left for when the
+        // message is refused, by the gate below or by rmcp (see `admit`): what rmcp accepts
+        // parses. An `initialize` is parsed at once, as it may close an idle session to make
+        // room. The SSE handler parses its messages itself.
+        let mut unparsed = None;
+        if transport == Transport::StreamableHttp {
+            if peek.method.as_deref() == Some("initialize") {
+                if let Some(rejection) = unparseable(&bytes) {
+                    return Err(rejection);
+                }
+            } else {
+                unparsed = Some(bytes.clone());
+            }
         }
+        // A refusal below gives way to the message's own error when it does not parse.
+        let refused = |refusal: Refused| match unparsed.as_deref().and_then(unparseable) {
+            Some(rejection) => rejection,
+            None => refusal,
+        };
         // A request (an id and a method) claims its id in its session; a client's answer to a
         // server request carries an id but no method.
         let claim = peek.id.as_ref().filter(|_| peek.method.is_some());
+        let mut tool_call = false;
         let claimed = match caller.session.as_deref() {
             Some(session) if transport == Transport::StreamableHttp => {
                 shared
                     .sessions
                     .admit(session, caller.token_name.as_ref(), claim)
-                    .map_err(|refusal| session_refused(refusal, claim))?;
+                    .map_err(|refusal| refused(session_refused(refusal, claim)))?;
                 claim.cloned()
             }
             _ => None,
@@ -302,15 +345,16 @@ async fn check(
                     });
                     let permit = match permit {
                         Ok(permit) => permit,
-                        Err(refused) => {
+                        Err(refusal) => {
                             if let (Some(id), Some(session)) = (&claimed, caller.session.as_deref())
                             {
                                 shared.sessions.release(session, id);
                             }
-                            return Err(refused);
+                            return Err(refused(refusal));
                         }
                     };
                     shared.stats.tool_call(transport);
+                    tool_call = true;
                     parts.extensions.insert(CallPermit(Arc::new(permit)));
                 }
                 Some("initialize")
@@ -329,6 +373,8 @@ async fn check(
             request: Request::from_parts(parts, Body::from(bytes)),
             caller,
             claimed,
+            unparsed,
+            tool_call,
         });
     }
     if let Some(session) = caller.session.as_deref()
@@ -344,6 +390,8 @@ async fn check(
         request: Request::from_parts(parts, body),
         caller,
         claimed: None,
+        unparsed: None,
+        tool_call: false,
     })
 }
 

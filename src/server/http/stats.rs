@@ -84,6 +84,11 @@ impl HttpStats {
         self.tool_calls[slot(transport)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Takes back an admitted tool call whose message turned out not to parse.
+    pub fn tool_call_refused(&self, transport: Transport) {
+        self.tool_calls[slot(transport)].fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Counts a refusal.
     pub fn reject(&self, reason: Rejection) {
         self.rejections[reason as usize].fetch_add(1, Ordering::Relaxed);

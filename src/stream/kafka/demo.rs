@@ -131,9 +131,15 @@ fn events() -> Vec<Event> {
         }
     }
     events.sort_by_key(|e| e.at_ms);
-    // Late arrivals: a few events are appended three hours after they happened.
+    // Late arrivals: a few events are appended three hours after they happened (their
+    // timestamp and their `at` say when they happened).
     for index in (500..events.len()).step_by(997) {
-        events[index].at_ms -= 3 * 3_600_000;
+        let event = &mut events[index];
+        event.at_ms -= 3 * 3_600_000;
+        if let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&event.value) {
+            value["at"] = format_millis(event.at_ms).into();
+            event.value = value.to_string().into_bytes();
+        }
     }
     for (n, index) in [1_000, 2_000, 3_000].into_iter().enumerate() {
         if let Some(event) = events.get_mut(index) {
@@ -243,5 +249,13 @@ mod tests {
             .filter(|e| serde_json::from_slice::<serde_json::Value>(&e.value).is_err())
             .count();
         assert_eq!(malformed, 3);
+        let late = a
+            .windows(2)
+            .filter(|w| w[1].at_ms + 3_600_000 < w[0].at_ms)
+            .count();
+        assert!(
+            late >= 4,
+            "some events arrive hours after they happened: {late}"
+        );
     }
 }

@@ -736,3 +736,60 @@ async fn https_and_wss_need_the_tls_feature() {
         assert!(stderr.contains("streams.secure.url"), "{stderr}");
     }
 }
+
+#[tokio::test]
+async fn cancelling_a_read_closes_the_connection_to_the_stream() {
+    use rmcp::model::{CallToolRequest, CallToolRequestParams, ClientRequest};
+    use rmcp::service::PeerRequestOptions;
+
+    // A stream that sends one line, then nothing, and notes when the reader hangs up.
+    let (listener, address) = listener().await;
+    let closed = Arc::new(Mutex::new(None::<Instant>));
+    let seen = Arc::clone(&closed);
+    tokio::spawn(async move {
+        if let Ok((mut socket, _)) = listener.accept().await {
+            read_head(&mut socket).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(b"8\r\n{\"n\":1}\n\r\n").await;
+            let mut buffer = [0_u8; 64];
+            while let Ok(n) = socket.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            *seen.lock().expect("lock") = Some(Instant::now());
+        }
+    });
+    let sandbox = sandbox(&[("feed", http_source(&format!("http://{address}")))]);
+    let client = connect(Some(&sandbox.config())).await;
+    let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+        CallToolRequestParams::new("stream_read").with_arguments(arguments(
+            json!({"max_messages": 100, "max_wait_ms": 60000}),
+        )),
+    ));
+    let handle = client
+        .send_cancellable_request(
+            request,
+            PeerRequestOptions::with_timeout(Duration::from_millis(800)),
+        )
+        .await
+        .expect("send");
+    // The client gives up after 800 ms and sends notifications/cancelled.
+    assert!(handle.await_response().await.is_err());
+    let cancelled = Instant::now();
+    assert!(
+        eventually(10, || {
+            let closed = Arc::clone(&closed);
+            async move { closed.lock().expect("lock").is_some() }
+        })
+        .await,
+        "the stream was still open 10 s after the call was cancelled"
+    );
+    let closed_at = closed.lock().expect("lock").expect("closed");
+    assert!(closed_at.saturating_duration_since(cancelled) < Duration::from_secs(5));
+    // The server keeps serving.
+    let listed = call(&client, "stream_list_sources", json!({})).await;
+    assert!(!is_error(&listed), "{}", text(&listed));
+    client.cancel().await.expect("close");
+}

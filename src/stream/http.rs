@@ -15,10 +15,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::config::Place;
-use super::live::{self, Frame, Ndjson, Sse};
+use super::live::{self, Frame, Live, Ndjson, Sse};
 use super::scan::{Flow, Scan, Stop};
 use super::source::{
-    AllowList, DescribeRequest, ReadPlan, Source, SourceInfo, TopicDescription, TopicSummary,
+    DescribeRequest, ReadPlan, Source, SourceInfo, TopicDescription, TopicSummary,
 };
 use crate::config::ConfigError;
 use crate::tools::{CallContext, ToolError};
@@ -63,15 +63,11 @@ pub enum LiveFormat {
 
 /// An HTTP stream source.
 pub struct HttpSource {
-    name: String,
-    description: Option<String>,
+    live: Live,
     /// The URL with `${ENV}` expanded, to connect to.
     url: String,
-    /// The URL as the config writes it, for messages: expansion may have put secrets in it.
-    shown_url: String,
     headers: HeaderMap,
     format: LiveFormat,
-    allow: AllowList,
     connect_timeout: Duration,
     /// Made on first use, so start-up does no TLS set-up.
     client: OnceLock<Result<reqwest::Client, String>>,
@@ -115,13 +111,17 @@ pub fn open(
     check_paths(config.paths.as_deref(), &parsed, at)?;
     let headers = header_map(&config.headers, at)?;
     Ok(Arc::new(HttpSource {
-        name: name.to_owned(),
-        description: config.description,
+        live: Live {
+            name: name.to_owned(),
+            kind: "http",
+            label: "HTTP",
+            description: config.description,
+            shown_url: config.url,
+            allow: live::allow_list(config.paths.as_deref()),
+        },
         url,
-        shown_url: config.url,
         headers,
         format: config.format,
-        allow: live::allow_list(config.paths.as_deref()),
         connect_timeout: Duration::from_millis(config.connect_timeout_ms.unwrap_or(5_000).max(1)),
         client: OnceLock::new(),
     }))
@@ -198,17 +198,6 @@ impl HttpSource {
             .map_err(|e| ToolError::Internal(format!("cannot set up the HTTP client: {e}")))
     }
 
-    fn check_topic(&self, topic: &str) -> Result<(), ToolError> {
-        if self.allows(topic) {
-            return Ok(());
-        }
-        Err(ToolError::Refused(format!(
-            "'{topic}' is not a readable path of source '{}' (allowed: {}); paths may not hold '..', '?', '#' or spaces",
-            self.name,
-            self.allow.patterns().join(", ")
-        )))
-    }
-
     fn request(&self, url: &str) -> Result<reqwest::RequestBuilder, ToolError> {
         let mut headers = self.headers.clone();
         if !headers.contains_key(ACCEPT) {
@@ -235,14 +224,14 @@ impl HttpSource {
         plan: ReadPlan,
         mut scan: Scan,
     ) -> Result<Scan, ToolError> {
-        self.check_topic(&plan.topic)?;
+        self.live.check_topic(&plan.topic)?;
         live::check_plan(&plan, &mut scan)?;
         let started = Instant::now();
         let deadline = scan.deadline().min(started + plan.max_wait);
         let sleep_until = || tokio::time::sleep_until(tokio::time::Instant::from_std(deadline));
         let cancel = ctx.cancellation();
         let url = live::url_for(&self.url, &plan.topic);
-        let shown = live::url_for(&self.shown_url, &plan.topic);
+        let shown = live::url_for(&self.live.shown_url, &plan.topic);
         let request = self.request(&url)?;
 
         let response = tokio::select! {
@@ -462,29 +451,22 @@ async fn error_body(response: reqwest::Response, deadline: Instant) -> String {
 
 impl Source for HttpSource {
     fn name(&self) -> &str {
-        &self.name
+        &self.live.name
     }
 
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: self.name.clone(),
-            kind: "http".to_owned(),
-            description: self.description.clone(),
-            topics: self.allow.patterns().to_vec(),
-            replayable: false,
-            can_produce: false,
-        }
+        self.live.info()
     }
 
     fn allows(&self, topic: &str) -> bool {
-        self.allow.allows(topic) && live::safe_path(topic)
+        self.live.allows(topic)
     }
 
     fn list_topics<'a>(
         &'a self,
         _ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Vec<TopicSummary>, ToolError>> {
-        Box::pin(async move { Ok(live::topics(&self.allow)) })
+        Box::pin(async move { Ok(live::topics(&self.live.allow)) })
     }
 
     fn describe_topic<'a>(
@@ -493,12 +475,8 @@ impl Source for HttpSource {
         request: &'a DescribeRequest,
     ) -> BoxFuture<'a, Result<TopicDescription, ToolError>> {
         Box::pin(async move {
-            self.check_topic(&request.topic)?;
-            let mut description = live::describe(
-                "HTTP",
-                &live::url_for(&self.shown_url, &request.topic),
-                request,
-            );
+            self.live.check_topic(&request.topic)?;
+            let mut description = self.live.describe(request);
             description.config.insert(
                 "format".to_owned(),
                 match self.format {

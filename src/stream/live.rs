@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::scan::{Flow, Headers, RawMessage, Scan};
 use super::source::{
-    AllowList, DescribeRequest, NamedStart, ReadPlan, Start, TopicDescription, TopicSummary,
-    describe_start,
+    AllowList, DescribeRequest, NamedStart, ReadPlan, SourceInfo, Start, TopicDescription,
+    TopicSummary, describe_start,
 };
 use crate::tools::ToolError;
 
@@ -361,6 +361,59 @@ pub fn safe_path(path: &str) -> bool {
         && !path
             .split('/')
             .any(|segment| segment == "." || segment == "..")
+}
+
+/// What every live source shares: its name and description, its path allow-list, and the URL
+/// as the config writes it (expansion may have put secrets in the real one).
+pub struct Live {
+    pub name: String,
+    /// `http` or `websocket`.
+    pub kind: &'static str,
+    /// `HTTP` or `WebSocket`, for messages.
+    pub label: &'static str,
+    pub description: Option<String>,
+    pub shown_url: String,
+    pub allow: AllowList,
+}
+
+impl Live {
+    /// The source as `stream_list_sources` shows it.
+    pub fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: self.name.clone(),
+            kind: self.kind.to_owned(),
+            description: self.description.clone(),
+            topics: self.allow.patterns().to_vec(),
+            replayable: false,
+            can_produce: false,
+        }
+    }
+
+    /// Whether `topic` (a path) is allowed and safe to append to the URL.
+    pub fn allows(&self, topic: &str) -> bool {
+        self.allow.allows(topic) && safe_path(topic)
+    }
+
+    /// Refuses a path that is not allowed, saying what is.
+    pub fn check_topic(&self, topic: &str) -> Result<(), ToolError> {
+        if self.allows(topic) {
+            return Ok(());
+        }
+        Err(ToolError::Refused(format!(
+            "'{topic}' is not a readable path of source '{}' (allowed: {}); paths may not hold '..', '%', '?', '#' or spaces",
+            self.name,
+            self.allow.patterns().join(", ")
+        )))
+    }
+
+    /// `stream_describe_topic` of a live stream: its URL, no partitions or groups.
+    pub fn describe(&self, request: &DescribeRequest) -> TopicDescription {
+        describe(
+            self.label,
+            &url_for(&self.shown_url, &request.topic),
+            request,
+        )
+    }
 }
 
 /// The URL of a read: the configured one, or it with `/path` appended.

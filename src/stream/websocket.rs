@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig as Protocol;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::config::Place;
-use super::live::{self, Frame, MAX_MESSAGE};
+use super::live::{self, Frame, Live, MAX_MESSAGE};
 use super::scan::{Flow, Scan, Stop};
 use super::source::{
-    AllowList, DescribeRequest, ReadPlan, Source, SourceInfo, TopicDescription, TopicSummary,
+    DescribeRequest, ReadPlan, Source, SourceInfo, TopicDescription, TopicSummary,
 };
 use crate::config::ConfigError;
 use crate::tools::{CallContext, ToolError};
@@ -56,16 +56,12 @@ pub struct WebSocketConfig {
 
 /// A WebSocket source.
 pub struct WebSocketSource {
-    name: String,
-    description: Option<String>,
+    live: Live,
     /// The URL with `${ENV}` expanded, to connect to.
     url: String,
-    /// The URL as the config writes it, for messages.
-    shown_url: String,
     headers: HeaderMap,
     /// The subscribe message's text.
     subscribe: Option<String>,
-    allow: AllowList,
     connect_timeout: Duration,
 }
 
@@ -112,13 +108,17 @@ pub fn open(
         Some(value) => Some(expand_strings(value, at)?.to_string()),
     };
     Ok(Arc::new(WebSocketSource {
-        name: name.to_owned(),
-        description: config.description,
+        live: Live {
+            name: name.to_owned(),
+            kind: "websocket",
+            label: "WebSocket",
+            description: config.description,
+            shown_url: config.url,
+            allow: live::allow_list(config.paths.as_deref()),
+        },
         url,
-        shown_url: config.url,
         headers,
         subscribe,
-        allow: super::live::allow_list(config.paths.as_deref()),
         connect_timeout: Duration::from_millis(config.connect_timeout_ms.unwrap_or(5_000).max(1)),
     }))
 }
@@ -143,30 +143,19 @@ fn expand_strings(value: &Value, at: &Place<'_>) -> Result<Value, ConfigError> {
 }
 
 impl WebSocketSource {
-    fn check_topic(&self, topic: &str) -> Result<(), ToolError> {
-        if self.allows(topic) {
-            return Ok(());
-        }
-        Err(ToolError::Refused(format!(
-            "'{topic}' is not a readable path of source '{}' (allowed: {}); paths may not hold '..', '?', '#' or spaces",
-            self.name,
-            self.allow.patterns().join(", ")
-        )))
-    }
-
     async fn read_stream(
         &self,
         ctx: &CallContext,
         plan: ReadPlan,
         mut scan: Scan,
     ) -> Result<Scan, ToolError> {
-        self.check_topic(&plan.topic)?;
+        self.live.check_topic(&plan.topic)?;
         live::check_plan(&plan, &mut scan)?;
         let started = Instant::now();
         let deadline = scan.deadline().min(started + plan.max_wait);
         let cancel = ctx.cancellation();
         let url = live::url_for(&self.url, &plan.topic);
-        let shown = live::url_for(&self.shown_url, &plan.topic);
+        let shown = live::url_for(&self.live.shown_url, &plan.topic);
 
         let mut request = url
             .as_str()
@@ -353,29 +342,22 @@ fn connect_error(shown: &str, error: WsError) -> ToolError {
 
 impl Source for WebSocketSource {
     fn name(&self) -> &str {
-        &self.name
+        &self.live.name
     }
 
     fn info(&self) -> SourceInfo {
-        SourceInfo {
-            name: self.name.clone(),
-            kind: "websocket".to_owned(),
-            description: self.description.clone(),
-            topics: self.allow.patterns().to_vec(),
-            replayable: false,
-            can_produce: false,
-        }
+        self.live.info()
     }
 
     fn allows(&self, topic: &str) -> bool {
-        self.allow.allows(topic) && live::safe_path(topic)
+        self.live.allows(topic)
     }
 
     fn list_topics<'a>(
         &'a self,
         _ctx: &'a CallContext,
     ) -> BoxFuture<'a, Result<Vec<TopicSummary>, ToolError>> {
-        Box::pin(async move { Ok(live::topics(&self.allow)) })
+        Box::pin(async move { Ok(live::topics(&self.live.allow)) })
     }
 
     fn describe_topic<'a>(
@@ -384,12 +366,8 @@ impl Source for WebSocketSource {
         request: &'a DescribeRequest,
     ) -> BoxFuture<'a, Result<TopicDescription, ToolError>> {
         Box::pin(async move {
-            self.check_topic(&request.topic)?;
-            let mut description = live::describe(
-                "WebSocket",
-                &live::url_for(&self.shown_url, &request.topic),
-                request,
-            );
+            self.live.check_topic(&request.topic)?;
+            let mut description = self.live.describe(request);
             if self.subscribe.is_some() {
                 description
                     .config

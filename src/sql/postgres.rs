@@ -420,40 +420,48 @@ async fn read_prepared(
     for param in params {
         query = bind(query, param);
     }
-    let mut budget = RowBudget::new(limits);
-    let mut values = Vec::new();
-    let mut truncated = false;
-    let mut columns = None;
-    {
-        let mut stream = query.fetch(&mut *conn);
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .map_err(|e| too_large(e, limits.bytes))?
-        {
-            columns.get_or_insert_with(|| columns_of(&row));
-            match budget.take(raw_size(&row), || {
-                row_values(&row).map_err(EngineError::from)
-            })? {
-                Some(record) => values.push(record),
-                None => {
-                    truncated = true;
-                    break;
-                }
-            }
-        }
-    }
+    let (read, columns) = read_rows(query.fetch(&mut *conn), limits).await?;
     let columns = match columns {
         Some(columns) => columns,
         // No rows: the cached statement's description names the columns, no round trip.
         None => describe(conn, statement).await?,
     };
-    Ok(QueryRows {
-        columns,
+    Ok(QueryRows { columns, ..read })
+}
+
+/// Reads `stream` into the budget of `limits`, row by row, so the rows held never exceed it
+/// by more than one. Returns the rows (with no columns yet) and the first row's columns.
+async fn read_rows(
+    mut stream: futures::stream::BoxStream<'_, Result<PgRow, sqlx::Error>>,
+    limits: ReadLimits,
+) -> Result<(QueryRows, Option<Vec<Column>>), EngineError> {
+    let mut budget = RowBudget::new(limits);
+    let mut values = Vec::new();
+    let mut truncated = false;
+    let mut columns = None;
+    while let Some(row) = stream
+        .try_next()
+        .await
+        .map_err(|e| too_large(e, limits.bytes))?
+    {
+        columns.get_or_insert_with(|| columns_of(&row));
+        match budget.take(raw_size(&row), || {
+            row_values(&row).map_err(EngineError::from)
+        })? {
+            Some(record) => values.push(record),
+            None => {
+                truncated = true;
+                break;
+            }
+        }
+    }
+    let read = QueryRows {
+        columns: Vec::new(),
         rows: values,
         truncated,
         byte_limited: budget.byte_limited,
-    })
+    };
+    Ok((read, columns))
 }
 
 fn columns_of(row: &PgRow) -> Vec<Column> {
@@ -491,43 +499,19 @@ async fn read(
     for param in params {
         query = bind(query, param);
     }
-    let mut budget = RowBudget::new(limits);
-    let mut values = Vec::new();
-    let mut truncated = false;
-    let mut first_columns = None;
-    {
-        let mut stream = if is_query {
-            query.execute(&mut *conn).await?;
-            let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
-            sqlx::query(sqlx::AssertSqlSafe(fetch))
-                .persistent(false)
-                .fetch(&mut *conn)
-        } else {
-            query.fetch(&mut *conn)
-        };
-        // Row by row, so the rows held never exceed the budget by more than one.
-        while let Some(row) = stream
-            .try_next()
-            .await
-            .map_err(|e| too_large(e, limits.bytes))?
-        {
-            first_columns.get_or_insert_with(|| columns_of(&row));
-            match budget.take(raw_size(&row), || {
-                row_values(&row).map_err(EngineError::from)
-            })? {
-                Some(record) => values.push(record),
-                None => {
-                    truncated = true;
-                    break;
-                }
-            }
-        }
-    }
+    let stream = if is_query {
+        query.execute(&mut *conn).await?;
+        let fetch = format!("FETCH FORWARD {} FROM datamcp_rows", max_rows + 1);
+        sqlx::query(sqlx::AssertSqlSafe(fetch))
+            .persistent(false)
+            .fetch(&mut *conn)
+    } else {
+        query.fetch(&mut *conn)
+    };
+    let (read, first_columns) = read_rows(stream, limits).await?;
     Ok(QueryRows {
         columns: first_columns.unwrap_or(columns),
-        rows: values,
-        truncated,
-        byte_limited: budget.byte_limited,
+        ..read
     })
 }
 

@@ -1,8 +1,20 @@
-//! Calendar arithmetic for the dates the value mapping and the demo generator write as text: the
-//! standard library has none, and the value mapping should not depend on the demo generator.
+//! Calendar arithmetic between days since 1970-01-01 and civil dates (Howard Hinnant's
+//! algorithms), shared by the kinds that write or read dates as text (SQL values and the demo,
+//! stream timestamps): the standard library has none, and kinds do not import each other.
 
-/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
+/// Days from 1970-01-01 to a (year, month, day) civil date.
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Days since 1970-01-01 to a (year, month, day) civil date.
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -30,5 +42,13 @@ mod tests {
         assert_eq!(iso_date(-1), "1969-12-31");
         assert_eq!(iso_date(11_016), "2000-02-29");
         assert_eq!(iso_date(-719_468), "0000-03-01");
+    }
+
+    #[test]
+    fn civil_dates_map_back_to_their_days() {
+        for days in [-719_468, -1, 0, 11_016, 20_088] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 }

@@ -13,6 +13,7 @@
 //!
 //! See `ARCHITECTURE.md` for the code map and the invariants each module keeps.
 
+pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod expr;

@@ -389,7 +389,7 @@ fn cents(cents: i64) -> f64 {
 
 /// `YYYY-MM-DD` of a Unix time.
 fn date(unix: i64) -> String {
-    super::calendar::iso_date(unix.div_euclid(86_400))
+    crate::calendar::iso_date(unix.div_euclid(86_400))
 }
 
 /// ISO 8601 UTC timestamp of a Unix time, e.g. `2024-03-05T10:22:13Z`.

@@ -5,7 +5,6 @@
 //! [`warehouse::Warehouse`] accepts only a [`guard::GuardedSql`].
 
 pub mod account;
-pub mod calendar;
 pub mod catalog;
 pub mod config;
 pub mod custom;

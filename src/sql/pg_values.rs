@@ -209,7 +209,7 @@ fn timestamp(micros: i64, zone: &str) -> String {
 }
 
 fn date_from_days(days: i64) -> String {
-    super::calendar::iso_date(days + PG_EPOCH_DAYS)
+    crate::calendar::iso_date(days + PG_EPOCH_DAYS)
 }
 
 /// A UTC offset in seconds east as `+hh:mm`.

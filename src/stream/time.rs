@@ -1,10 +1,12 @@
 //! Times as the stream tools take and show them: milliseconds since the epoch, or RFC 3339 text.
-//! The standard library has no calendar, and these two conversions are all the kind needs.
+//! The day arithmetic is the crate's shared `calendar`.
 
 use std::borrow::Cow;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
+
+use crate::calendar::{civil_from_days, days_from_civil};
 
 /// A point in time given as milliseconds since the epoch or as RFC 3339 text
 /// (`2024-12-31T10:00:00Z`, `2024-12-31T11:00:00.250+01:00`).
@@ -55,30 +57,6 @@ impl JsonSchema for TimeArg {
             "type": ["integer", "string"]
         })
     }
-}
-
-/// Days from 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The civil date of a day count since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Milliseconds since the epoch of RFC 3339 text; `None` when it is not one. A date alone means

@@ -17,6 +17,8 @@ use crate::tools::registry::RegistryError;
 pub const KINDS: &[KindEntry] = &[
     kind::<crate::sql::Sql>(),
     kind::<crate::stream::Streams>(),
+    // After SQL: its tools read through `sql_query`.
+    kind::<crate::ml::Ml>(),
     // After the kinds whose tools workflows call, so validation finds them.
     kind::<crate::workflow::Workflows>(),
 ];

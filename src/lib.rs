@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod expr;
 pub mod kinds;
+pub mod ml;
 pub mod prompts;
 pub mod server;
 pub mod sql;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 /// File name, versioned so a changed generator never meets an old file.
-pub const FILE_NAME: &str = "demo-v1.sqlite";
+pub const FILE_NAME: &str = "demo-v2.sqlite";
 
 const CUSTOMERS: i64 = 2_500;
 const PRODUCTS: i64 = 150;
@@ -66,6 +66,27 @@ CREATE TABLE events (
     occurred_at DATETIME NOT NULL,
     event_type TEXT NOT NULL,
     payload JSON NOT NULL
+);
+CREATE TABLE model_scores (
+    id INTEGER PRIMARY KEY,
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    scored_on DATE NOT NULL,
+    model_version INTEGER NOT NULL,
+    churn_score REAL NOT NULL,
+    predicted_churn INTEGER NOT NULL,
+    churned INTEGER NOT NULL,
+    predicted_spend REAL NOT NULL,
+    actual_spend REAL NOT NULL
+);
+CREATE TABLE feature_snapshots (
+    customer_id INTEGER NOT NULL REFERENCES customers(id),
+    week DATE NOT NULL,
+    tenure_months INTEGER NOT NULL,
+    monthly_spend REAL NOT NULL,
+    support_tickets INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    days_since_login INTEGER,
+    PRIMARY KEY (customer_id, week)
 );
 CREATE INDEX orders_customer ON orders(customer_id);
 CREATE INDEX orders_ordered_at ON orders(ordered_at);
@@ -379,7 +400,85 @@ fn dataset() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
         ]);
     }
     tables.push(("events", events));
+    tables.extend(model_tables());
     tables
+}
+
+/// Mondays of the weeks the ML tables cover; the last one is the drifting week.
+const WEEKS: [&str; 8] = [
+    "2024-11-04",
+    "2024-11-11",
+    "2024-11-18",
+    "2024-11-25",
+    "2024-12-02",
+    "2024-12-09",
+    "2024-12-16",
+    "2024-12-23",
+];
+/// Customers in each weekly snapshot.
+const SNAPSHOT_CUSTOMERS: i64 = 1_500;
+
+/// The ML demo: weekly feature snapshots of customers, whose last week drifts (spend up, more
+/// basic plans, logins missing more often), and a churn model's scores with the real outcomes
+/// and a spend forecast beside the real spend. A separate seed keeps the shop tables unchanged.
+fn model_tables() -> Vec<(&'static str, Vec<Vec<Cell>>)> {
+    let mut rng = fastrand::Rng::with_seed(20_241_223);
+    let mut snapshots = Vec::new();
+    let mut scores = Vec::new();
+    let mut id = 0;
+    for (week_index, week) in WEEKS.iter().enumerate() {
+        let drifting = week_index == WEEKS.len() - 1;
+        for customer in 1..=SNAPSHOT_CUSTOMERS {
+            let tenure = rng.i64(1..=72);
+            let base_spend = 20.0 + rng.f64() * 80.0 + (tenure as f64) * 0.4;
+            let spend = if drifting {
+                base_spend * 1.3 + 10.0
+            } else {
+                base_spend
+            };
+            let tickets = (rng.f64() * rng.f64() * 6.0) as i64;
+            let plans: &[&str] = if drifting {
+                &["basic", "basic", "basic", "standard", "premium"]
+            } else {
+                &["basic", "standard", "standard", "premium", "premium"]
+            };
+            let plan = plans[rng.usize(..plans.len())];
+            let missing_rate = if drifting { 0.15 } else { 0.02 };
+            let login = (rng.f64() >= missing_rate).then(|| rng.i64(0..60));
+            snapshots.push(vec![
+                Cell::from(customer),
+                Cell::from(*week),
+                Cell::from(tenure),
+                Cell::Real((spend * 100.0).round() / 100.0),
+                Cell::from(tickets),
+                Cell::from(plan),
+                Cell::from(login),
+            ]);
+            // The churn model: a logistic score of the same features, rounded as a served
+            // model's output would be; the outcome drawn from a slightly different truth, so
+            // the model is good but not perfect.
+            let logit = -1.2 - 0.05 * tenure as f64
+                + 0.55 * tickets as f64
+                + login.map_or(0.8, |d| 0.03 * d as f64);
+            let score = 1.0 / (1.0 + (-logit).exp());
+            let truth = 1.0 / (1.0 + (-(logit * 0.9 + 0.4 * (rng.f64() - 0.5))).exp());
+            let churned = rng.f64() < truth;
+            let predicted_spend = base_spend * (0.9 + rng.f64() * 0.2);
+            id += 1;
+            scores.push(vec![
+                Cell::from(id),
+                Cell::from(customer),
+                Cell::from(*week),
+                Cell::from(if week_index < 4 { 6 } else { 7 }),
+                Cell::Real((score * 10_000.0).round() / 10_000.0),
+                Cell::from(i64::from(score >= 0.5)),
+                Cell::from(i64::from(churned)),
+                Cell::Real((predicted_spend * 100.0).round() / 100.0),
+                Cell::Real((spend * 100.0).round() / 100.0),
+            ]);
+        }
+    }
+    vec![("feature_snapshots", snapshots), ("model_scores", scores)]
 }
 
 /// Money as a REAL with two decimals: SQLite has no exact decimal type.

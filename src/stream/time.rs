@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer};
 
-use crate::calendar::{civil_from_days, days_from_civil};
+use crate::calendar::days_from_civil;
 
 /// A point in time given as milliseconds since the epoch or as RFC 3339 text
 /// (`2024-12-31T10:00:00Z`, `2024-12-31T11:00:00.250+01:00`).
@@ -117,16 +117,7 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(seconds * 1_000 + millis)
 }
 
-/// RFC 3339 text in UTC with milliseconds, e.g. `2024-12-31T10:00:00.000Z`.
-pub fn format_millis(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (h, rest) = (in_day / 3_600_000, in_day % 3_600_000);
-    let (min, rest) = (rest / 60_000, rest % 60_000);
-    let (s, milli) = (rest / 1_000, rest % 1_000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
-}
+pub use crate::calendar::format_millis;
 
 #[cfg(test)]
 mod tests {

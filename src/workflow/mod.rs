@@ -50,6 +50,10 @@ const EXAMPLES: &[(&str, &str)] = &[
         "examples/workflows/payments_vs_history.yaml",
         include_str!("../../examples/workflows/payments_vs_history.yaml"),
     ),
+    (
+        "examples/workflows/model_release_gate.yaml",
+        include_str!("../../examples/workflows/model_release_gate.yaml"),
+    ),
 ];
 
 /// The workflow keys of the config file.

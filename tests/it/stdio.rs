@@ -306,7 +306,7 @@ async fn large_results_can_be_written_to_parquet_and_read_back_as_a_resource() {
 
     let escape = client
         .read_resource(ReadResourceRequestParams::new(
-            "datamcp://output/../demo-v1.sqlite",
+            "datamcp://output/../demo-v2.sqlite",
         ))
         .await;
     assert!(escape.is_err(), "no way out of the output folder");

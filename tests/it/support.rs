@@ -56,7 +56,7 @@ fn remove_leftovers() {
 
 /// The shared demo database file.
 pub fn demo_db() -> PathBuf {
-    demo_data_dir().join("demo-v1.sqlite")
+    demo_data_dir().join("demo-v2.sqlite")
 }
 
 /// A private folder with a copy of the demo database (`shop.db`) and a config serving it as

@@ -168,6 +168,26 @@ impl<'a> Warehouse<'a> {
         })
     }
 
+    /// The columns `input` returns (read from its first row at most).
+    pub async fn columns(&self, input: &Input) -> Result<Vec<String>, ToolError> {
+        Ok(self
+            .rows(&format!("SELECT * FROM {input}"), input, 1)
+            .await?
+            .columns)
+    }
+
+    /// `name` as a quoted identifier, after checking that `columns` has it: SQLite would read a
+    /// double-quoted name it does not know as a string, silently.
+    pub fn column(&self, name: &str, columns: &[String], role: &str) -> Result<String, ToolError> {
+        if columns.iter().any(|c| c == name) {
+            return Ok(self.quote(name));
+        }
+        Err(ToolError::InvalidArguments(format!(
+            "the query returns no column '{name}' for the {role}; it returns: {} (name it with `{role}`, or alias it in the SQL)",
+            columns.join(", ")
+        )))
+    }
+
     /// `name` as a quoted identifier.
     pub fn quote(&self, name: &str) -> String {
         match self.dialect {

@@ -13,12 +13,18 @@ use crate::mlflow_support::{MlflowServer, ScoringServer};
 use crate::support::*;
 
 /// A config with the seed's dataset as warehouse `churn` and the tracking server as `local`.
-fn config(dir: &Path, mlflow: &MlflowServer, scoring: &str, extra: &str) -> std::path::PathBuf {
+fn config(
+    dir: &Path,
+    mlflow: &MlflowServer,
+    scoring: &str,
+    extra: &str,
+    ml: &str,
+) -> std::path::PathBuf {
     let path = dir.join("datamcp.toml");
     std::fs::write(
         &path,
         format!(
-            "{extra}\n[warehouses.churn]\nurl = \"sqlite://{}\"\n\n[ml.local]\ntracking_uri = \"{}\"\nrequest_timeout_ms = 3000\n[ml.local.endpoints]\nchurn = \"{scoring}/invocations\"\n",
+            "{extra}\n[warehouses.churn]\nurl = \"sqlite://{}\"\n\n[ml.local]\ntracking_uri = \"{}\"\nrequest_timeout_ms = 3000\n{ml}\n[ml.local.endpoints]\nchurn = \"{scoring}/invocations\"\n",
             dir.join("churn.db").display(),
             mlflow.url()
         ),
@@ -44,8 +50,15 @@ async fn every_mlflow_tool_end_to_end_with_deploys_gated_and_a_model_trained_her
     let seed = mlflow.seed_with_dataset(&dir.path().join("churn.db"));
     let scoring = ScoringServer::start(seed["model_uri"].as_str().expect("uri"), &mlflow.url());
 
-    // Read-only (the default): the reading tools, no deploy.
-    let read_only = config(dir.path(), &mlflow, &scoring.url(), "");
+    // Read-only (the default), even with deploys and logging allowed on the tracking server:
+    // the reading tools, no deploy, no logging.
+    let read_only = config(
+        dir.path(),
+        &mlflow,
+        &scoring.url(),
+        "",
+        "allow_deploy = true\nallow_log = true",
+    );
     let client = connect(Some(&read_only)).await;
     let listed = names(&client.list_all_tools().await.expect("tools"));
     for tool in [
@@ -252,16 +265,13 @@ async fn every_mlflow_tool_end_to_end_with_deploys_gated_and_a_model_trained_her
     drop(client);
 
     // allow_deploy and allow_log on a writable server.
-    let writable = config(dir.path(), &mlflow, &scoring.url(), "read_only = false");
-    let text_config = std::fs::read_to_string(&writable).expect("read");
-    std::fs::write(
-        &writable,
-        text_config.replace(
-            "request_timeout_ms = 3000",
-            "request_timeout_ms = 3000\nallow_deploy = true\nallow_log = true",
-        ),
-    )
-    .expect("write");
+    let writable = config(
+        dir.path(),
+        &mlflow,
+        &scoring.url(),
+        "read_only = false",
+        "allow_deploy = true\nallow_log = true",
+    );
     let client = connect(Some(&writable)).await;
     let tools = client.list_all_tools().await.expect("tools");
     let deploy_tool = tools

@@ -294,13 +294,21 @@ async fn classification(
     params: &EvaluateParams,
 ) -> Result<EvaluateOutput, ToolError> {
     let input = derived(&params.sql, &params.params)?;
-    let y = w.quote(params.label.as_deref().unwrap_or("label"));
-    let score = params.score.as_deref().map(|s| w.quote(s));
+    let columns = w.columns(&input).await?;
+    let y = w.column(
+        params.label.as_deref().unwrap_or("label"),
+        &columns,
+        "label",
+    )?;
+    let score = match params.score.as_deref() {
+        Some(s) => Some(w.column(s, &columns, "score")?),
+        None => None,
+    };
     let threshold = params.threshold.unwrap_or(0.5);
     let prediction = match (&params.prediction, &score) {
-        (Some(p), _) => Prediction::Column(w.quote(p)),
+        (Some(p), _) => Prediction::Column(w.column(p, &columns, "prediction")?),
         (None, Some(s)) => Prediction::Threshold(s.clone()),
-        (None, None) => Prediction::Column(w.quote("prediction")),
+        (None, None) => Prediction::Column(w.column("prediction", &columns, "prediction")?),
     };
     let mut output = empty(w, Task::Classification);
 
@@ -515,8 +523,17 @@ async fn regression(
     params: &EvaluateParams,
 ) -> Result<EvaluateOutput, ToolError> {
     let input = derived(&params.sql, &params.params)?;
-    let y = w.float(&w.quote(params.label.as_deref().unwrap_or("label")));
-    let p = w.float(&w.quote(params.prediction.as_deref().unwrap_or("prediction")));
+    let columns = w.columns(&input).await?;
+    let y = w.float(&w.column(
+        params.label.as_deref().unwrap_or("label"),
+        &columns,
+        "label",
+    )?);
+    let p = w.float(&w.column(
+        params.prediction.as_deref().unwrap_or("prediction"),
+        &columns,
+        "prediction",
+    )?);
     let mut output = empty(w, Task::Regression);
     let present = format!("{y} IS NOT NULL AND {p} IS NOT NULL");
     let eps = literal(f64::EPSILON);

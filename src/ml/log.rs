@@ -16,13 +16,11 @@ use crate::tools::{CallContext, ToolError};
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogTarget {
-    /// An existing run to add to; or else a new run in `experiment`.
+    /// Existing run, or:
     pub run_id: Option<String>,
-    /// The experiment (name) of a new run; created when missing.
+    /// New run's experiment.
     pub experiment: Option<String>,
-    /// The new run's name.
     pub run_name: Option<String>,
-    /// Default: the only one.
     pub server: Option<String>,
 }
 

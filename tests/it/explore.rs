@@ -28,7 +28,15 @@ async fn an_agent_can_find_its_way_around_the_demo_warehouse() {
     let body = structured(&tables);
     assert_eq!(
         names(&body["tables"], "name"),
-        ["customers", "events", "order_items", "orders", "products"]
+        [
+            "customers",
+            "events",
+            "feature_snapshots",
+            "model_scores",
+            "order_items",
+            "orders",
+            "products"
+        ]
     );
     let orders = &body["tables"][3];
     assert_eq!(orders["kind"], "table");
@@ -379,7 +387,7 @@ async fn table_schemas_are_resources() {
         .await
         .expect("tables");
     let tables: Value = serde_json::from_str(tables["text"].as_str().expect("text")).expect("json");
-    assert_eq!(tables["tables"].as_array().map(Vec::len), Some(5));
+    assert_eq!(tables["tables"].as_array().map(Vec::len), Some(7));
 
     let orders = read("datamcp://warehouse/demo/table/orders")
         .await

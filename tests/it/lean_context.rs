@@ -103,6 +103,27 @@ fn arguments_of(tool: &str) -> Vec<Value> {
             json!({"limit": 2.5}),
         ],
         "order_health" => vec![json!({"threshold": 0.2}), json!({"threshold": "high"})],
+        "ml_evaluate" => vec![
+            json!({"sql": "SELECT 1", "score": "s", "checks": {"roc_auc": {"min": 0.7}}}),
+            json!({"sql": "SELECT 1", "checks": {"roc_auc": {"least": 0.7}}}),
+            json!({"sql": "SELECT 1", "task": "ranking"}),
+            json!({"sql": "SELECT 1", "exact_limit": 99}),
+            json!({"sql": "SELECT 1", "log": {"run_id": "r", "extra": 1}}),
+            json!({"sql": "SELECT 1", "positive": "yes", "threshold": 0.3}),
+        ],
+        "ml_monitor" => vec![
+            json!({"reference_sql": "SELECT 1", "current_sql": "SELECT 1"}),
+            json!({"reference_sql": "SELECT 1"}),
+            json!({"reference_sql": "SELECT 1", "current_sql": "SELECT 1", "thresholds": {"psi": 0.1}}),
+            json!({"reference_sql": "SELECT 1", "current_sql": "SELECT 1", "thresholds": {"psi": "high"}}),
+            json!({"reference_sql": "SELECT 1", "current_sql": "SELECT 1", "bins": 1}),
+        ],
+        "ml_train" => vec![
+            json!({"sql": "SELECT 1", "target": "y", "algorithm": "linear_regression"}),
+            json!({"sql": "SELECT 1", "target": "y", "algorithm": "svm"}),
+            json!({"sql": "SELECT 1", "target": "y"}),
+            json!({"sql": "SELECT 1", "target": "y", "algorithm": "decision_tree_classifier", "max_depth": 21}),
+        ],
         "find_tools" => vec![
             json!({"query": "tables"}),
             json!({"query": "tables", "limit": 3}),
@@ -157,7 +178,7 @@ fn same_verdicts(registry: &Registry) -> usize {
 }
 
 #[test]
-fn a_tool_costs_the_model_at_most_650_bytes_and_its_output_schema_600_on_average() {
+fn a_tool_costs_the_model_at_most_800_bytes_and_its_output_schema_600_on_average() {
     let registry = registry("");
     let tools = registry.list();
     let (mut model, mut output) = (0, 0);
@@ -170,8 +191,9 @@ fn a_tool_costs_the_model_at_most_650_bytes_and_its_output_schema_600_on_average
     let (model, output) = (model / tools.len(), output / tools.len());
     eprintln!("per tool on average: {model} model-visible bytes, {output} output-schema bytes");
     // 500 for the SQL and workflow tools alone; the stream tools' reads take 12 and 16
-    // arguments (start positions, four limits, a filter, windows), which lifts the average.
-    assert!(model <= 650, "{model}");
+    // arguments (start positions, four limits, a filter, windows), and the ML tools 10 to 14
+    // (columns, thresholds, checks, logging), which lifts the average (650 before ML, 783 with).
+    assert!(model <= 800, "{model}");
     assert!(output <= 600, "{output}");
 }
 
@@ -217,9 +239,11 @@ async fn tools_list_bytes(config: Option<&std::path::Path>) -> usize {
 /// Budgets for the `tools/list` answer, in bytes. They were 24,852 for the 7 SQL tools before
 /// the lean schemas; a change that passes one should be a decision, not an accident. The default
 /// budget was 15,000 for SQL and the example workflows; the stream kind's five demo tools
-/// (about 6,000 bytes with their output schemas) raised it.
+/// (about 6,000 bytes with their output schemas) raised it to 22,000, and the three ML tools
+/// that work on the demo warehouse plus the release-gate example workflow (about 9,500) to
+/// 31,000. `groups` or discovery mode cut it for clients that pay per byte.
 const SQL_TOOLS_BUDGET: usize = 8_000;
-const DEFAULT_BUDGET: usize = 22_000;
+const DEFAULT_BUDGET: usize = 31_000;
 const DISCOVERY_BUDGET: usize = 1_500;
 
 #[tokio::test]

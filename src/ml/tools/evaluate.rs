@@ -27,7 +27,7 @@ const DEFAULT_EXACT_LIMIT: u32 = 20_000;
 /// (label, prediction) pairs at most: more means the "prediction" is a score.
 const MAX_CELLS: u32 = 10_000;
 
-/// What kind of model is evaluated.
+/// Model kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Task {
@@ -42,33 +42,31 @@ pub enum Task {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EvaluateParams {
-    /// One SELECT returning a row per prediction, with the outcome beside it.
+    /// SELECT of predictions beside outcomes.
     pub sql: String,
-    /// Its placeholder values (`?`, `$1`), in order.
+    /// Placeholder values.
     #[serde(default)]
     pub params: Vec<Value>,
-    /// Default: classification.
     #[serde(default)]
     pub task: Task,
-    /// Column of true outcomes (default `label`).
+    /// Outcome column (default label).
     pub label: Option<String>,
-    /// Column of predicted classes/values (default `prediction`; for binary classification it may be left out when `score` is given).
+    /// Predicted class/value column (default prediction).
     pub prediction: Option<String>,
-    /// Column of positive-class probabilities (binary): adds roc_auc and log_loss.
+    /// Positive-class probability column: adds roc_auc, log_loss.
     pub score: Option<String>,
-    /// The positive class (default 1, true, or the greater label).
+    /// Positive class (default 1/true/greater label).
     pub positive: Option<Value>,
-    /// Score at or above which the prediction is positive, when there is no prediction column (default 0.5).
+    /// Score cut without a prediction column (default 0.5).
     pub threshold: Option<f64>,
-    /// Metric → bound that must hold, e.g. `{"roc_auc": {"min": 0.75}}`.
+    /// E.g. {"roc_auc": {"min": 0.75}}.
     #[serde(default)]
     pub checks: BTreeMap<String, Bound>,
-    /// Distinct scores read for exact roc_auc/log_loss (default 20000); beyond, scores are binned and the error bound stated.
+    /// Distinct scores read exactly (default 20000), then binned.
     #[schemars(range(min = 100, max = 50_000))]
     pub exact_limit: Option<u32>,
-    /// Log the metrics to an MLflow run (needs allow_log).
+    /// Log metrics to MLflow (allow_log).
     pub log: Option<LogTarget>,
-    /// Default: the default warehouse.
     pub warehouse: Option<String>,
 }
 

@@ -66,14 +66,13 @@ pub(crate) fn server<'a>(
     }
 }
 
-/// A threshold a metric must meet.
+// The names say it all, and every description here is paid for in every tools/list.
+/// Passing range.
 #[derive(Debug, Clone, Deserialize, JsonSchema, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Bound {
-    /// Lowest passing value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
-    /// Highest passing value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }

@@ -28,51 +28,47 @@ const MAX_CATEGORIES: u32 = 1_000;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorParams {
-    /// SELECT of the reference window (e.g. the training period).
+    /// SELECT of the reference window.
     pub reference_sql: String,
-    /// SELECT of the current window, with the same columns.
+    /// SELECT of the current window (same columns).
     pub current_sql: String,
-    /// Placeholder values of reference_sql.
     #[serde(default)]
     pub reference_params: Vec<Value>,
-    /// Placeholder values of current_sql.
     #[serde(default)]
     pub current_params: Vec<Value>,
-    /// Columns to compare (default: every column but `exclude`).
+    /// Default: all but exclude.
     pub features: Option<Vec<String>>,
-    /// Columns to leave out, e.g. ids and timestamps.
+    /// E.g. ids, timestamps.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Numeric columns to treat as categories (codes, flags).
+    /// Numeric columns to treat as categories.
     #[serde(default)]
     pub categorical: Vec<String>,
-    /// PSI bins for numeric columns: reference quantiles (default 10).
+    /// PSI quantile bins (default 10).
     #[schemars(range(min = 2, max = 100))]
     pub bins: Option<u32>,
-    /// When a feature counts as drifting.
     #[serde(default)]
     pub thresholds: Thresholds,
-    /// Distinct values per feature read for exact statistics (default 20000); beyond, equal-width bins.
+    /// Distinct values read exactly (default 20000), then binned.
     #[schemars(range(min = 100, max = 50_000))]
     pub exact_limit: Option<u32>,
-    /// Default: the default warehouse.
     pub warehouse: Option<String>,
 }
 
-/// When a feature counts as drifting: any one statistic past its threshold.
+/// A feature drifts when any statistic passes its threshold.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
-    /// PSI at or above this drifts (default 0.2; 0.1–0.2 is commonly read as moderate).
+    /// Default 0.2.
     #[serde(default = "default_psi")]
     pub psi: f64,
-    /// KS statistic at or above this drifts (default 0.1).
+    /// KS statistic, default 0.1.
     #[serde(default = "default_ks")]
     pub ks: f64,
-    /// A change in the missing share of at least this drifts (default 0.05 = 5 points).
+    /// Missing-share change, default 0.05.
     #[serde(default = "default_missing")]
     pub missing: f64,
-    /// A KS or chi-square p-value below this drifts (default: not used; with many rows every difference is significant).
+    /// KS/chi-square p-value (default unused).
     pub p_value: Option<f64>,
 }
 

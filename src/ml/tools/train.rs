@@ -43,35 +43,31 @@ pub enum Kind {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainParams {
-    /// SELECT of the training rows: the target and the features.
+    /// SELECT of target and features.
     pub sql: String,
-    /// Its placeholder values.
     #[serde(default)]
     pub params: Vec<Value>,
-    /// The column to predict.
     pub target: String,
-    /// The model.
     pub algorithm: Kind,
-    /// Columns to learn from (default: all but the target).
+    /// Default: all but target.
     pub features: Option<Vec<String>>,
-    /// Logistic regression: inverse regularisation strength (default 1.0).
+    /// Logistic C (default 1).
     pub c: Option<f64>,
-    /// Trees: deepest level (default 5).
+    /// Tree depth (default 5).
     #[schemars(range(min = 1, max = 20))]
     pub max_depth: Option<u32>,
-    /// Trees: fewest rows per leaf (default 1).
+    /// Tree leaf rows (default 1).
     pub min_samples_leaf: Option<u32>,
-    /// Share of rows held out for the test metrics (default 0.2).
+    /// Default 0.2.
     #[schemars(range(min = 0.0, max = 0.9))]
     pub test_fraction: Option<f64>,
-    /// Shuffle seed (default 42).
+    /// Default 42.
     pub seed: Option<u64>,
-    /// Rows read at most (default 10000).
+    /// Default 10000.
     #[schemars(range(min = 10, max = 100_000))]
     pub max_rows: Option<u32>,
-    /// Log params, metrics and the model to a new MLflow run (needs allow_log).
+    /// Log run and model to MLflow (allow_log).
     pub log: Option<LogTarget>,
-    /// Default: the default warehouse.
     pub warehouse: Option<String>,
 }
 

@@ -1,5 +1,5 @@
 //! `ml_evaluate` and `ml_monitor` over 1,000,000 rows in PostgreSQL and in SQLite, measured on
-//! the release server over stdio.
+//! the release server over Streamable HTTP (stateless, so each call's audit lines are written).
 //!
 //! Run with `cargo bench --bench ml` (PostgreSQL on 127.0.0.1:5432, user postgres, database
 //! test). For each figure a fresh server answers one call; reported are the wall time, the
@@ -12,8 +12,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,10 +24,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_datamcp");
 const ROWS: i64 = 1_000_000;
 const PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 
+/// The server over Streamable HTTP in stateless mode: there its audit lines (one per call,
+/// nested calls included, with their elapsed time) say how long the warehouse took.
 struct Server {
     child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
+    address: String,
     audit: Arc<Mutex<Vec<String>>>,
     next_id: u64,
 }
@@ -34,62 +36,68 @@ struct Server {
 impl Server {
     fn spawn(config: &std::path::Path) -> Server {
         let mut child = Command::new(BIN)
-            .arg("serve")
-            .arg("--config")
+            .args(["serve", "--http", "127.0.0.1:0", "--stateless", "--config"])
             .arg(config)
-            .env("DATAMCP_LOG", "warn,datamcp::audit=info")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .env("DATAMCP_LOG", "warn,datamcp=info")
+            .env_remove("DATAMCP_AUTH_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn datamcp");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let stderr = BufReader::new(child.stderr.take().expect("stderr"));
         let audit = Arc::new(Mutex::new(Vec::new()));
         let lines = Arc::clone(&audit);
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("serving MCP on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
                 if line.contains("tool call") {
                     lines.lock().expect("lock").push(line);
                 }
             }
         });
-        let mut server = Server {
+        let address = rx.recv_timeout(Duration::from_secs(30)).expect("listening");
+        Server {
             child,
-            stdin,
-            stdout,
+            address,
             audit,
             next_id: 1,
-        };
-        server.request(
-            "initialize",
-            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}),
-        );
-        server
-            .stdin
-            .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-            .expect("write");
-        server
+        }
     }
 
     fn request(&mut self, method: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        let message = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
-        let mut line = serde_json::to_vec(&message).expect("encode");
-        line.push(b'\n');
-        self.stdin.write_all(&line).expect("write");
-        self.stdin.flush().expect("flush");
-        let mut response = String::new();
-        loop {
-            response.clear();
-            self.stdout.read_line(&mut response).expect("read");
-            let value: Value = serde_json::from_str(&response).expect("json");
-            if value["id"] == id {
-                return value;
-            }
-        }
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}).to_string();
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        write!(
+            stream,
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2025-06-18\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut reply = String::new();
+        stream.read_to_string(&mut reply).expect("read");
+        let (head, rest) = reply.split_once("\r\n\r\n").expect("head");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(rest)
+        } else {
+            rest.to_owned()
+        };
+        // A plain JSON answer, or one Server-Sent Event holding it.
+        let json = body
+            .lines()
+            .find_map(|l| l.strip_prefix("data:").map(str::trim))
+            .unwrap_or(body.trim());
+        serde_json::from_str(json).expect("json answer")
     }
 
     /// Calls `tool`; returns its result, the wall time, the server's CPU seconds and the
@@ -103,14 +111,21 @@ impl Server {
         let cpu = common::cpu_seconds(self.child.id()) - cpu;
         let result = &response["result"];
         assert_ne!(result["isError"], true, "{tool}: {response}");
-        // The audit line of the outer call comes last; give the reader a moment.
-        std::thread::sleep(Duration::from_millis(100));
-        let warehouse: f64 = self
-            .audit
-            .lock()
-            .expect("lock")
+        // The audit lines are written as the calls end; give the reader a moment.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.audit.lock().expect("lock");
+        let nested: Vec<&String> = lines
             .iter()
-            .filter(|l| l.contains("tool=\"sql_query\"") || l.contains("tool=sql_query"))
+            .filter(|l| {
+                l.contains("sql_query") && !l.contains("parent=\"-\"") && !l.contains("parent=-")
+            })
+            .collect();
+        assert!(
+            !nested.is_empty(),
+            "no audit lines of the nested queries: {lines:?}"
+        );
+        let warehouse = nested
+            .iter()
             .filter_map(|l| {
                 let at = l.find("elapsed_ms=")? + "elapsed_ms=".len();
                 l[at..].split_whitespace().next()?.parse::<f64>().ok()
@@ -123,6 +138,19 @@ impl Server {
     fn peak_rss_mib(&self) -> f64 {
         common::memory_kib(self.child.id(), "VmHWM") as f64 / 1024.0
     }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        body.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+    body
 }
 
 impl Drop for Server {
@@ -222,7 +250,7 @@ fn main() {
     std::fs::write(
         &config,
         format!(
-            "[policy]\ntimeout_ms = 600000\n\n[warehouses.sqlite]\nurl = \"sqlite://{}\"\n\n[warehouses.pg]\nurl = \"{PG}\"\nallow_privileged_account = true\n",
+            "[policy]\ntimeout_ms = 600000\n\n[server]\nallow_unauthenticated = true\n\n[warehouses.sqlite]\nurl = \"sqlite://{}\"\n\n[warehouses.pg]\nurl = \"{PG}\"\nallow_privileged_account = true\n",
             sqlite.display()
         ),
     )

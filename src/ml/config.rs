@@ -51,14 +51,17 @@ pub struct MlConfig {
 pub struct Tracking {
     /// The table's name.
     pub name: String,
-    /// Base URL of the tracking server, without a trailing slash.
+    /// Base URL of the tracking server, without a trailing slash (`${ENV}` expanded: may hold
+    /// secrets, so never shown).
     pub base: reqwest::Url,
+    /// The tracking URI as written in the file, for messages.
+    pub shown: String,
     /// The bearer token, if any.
     pub token: Option<String>,
     /// The `Host` header to send.
     pub host_header: String,
-    /// Scoring endpoints by name.
-    pub endpoints: BTreeMap<String, reqwest::Url>,
+    /// Scoring endpoints by name: the URL to call (expanded) and the URL as written.
+    pub endpoints: BTreeMap<String, Endpoint>,
     /// See [`MlConfig::allow_deploy`].
     pub allow_deploy: bool,
     /// See [`MlConfig::allow_log`].
@@ -73,13 +76,22 @@ impl std::fmt::Debug for Tracking {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tracking")
             .field("name", &self.name)
-            .field("base", &self.base.as_str())
+            .field("tracking_uri", &self.shown)
             .field("token", &self.token.as_ref().map(|_| "***"))
             .field("endpoints", &self.endpoints.keys().collect::<Vec<_>>())
             .field("allow_deploy", &self.allow_deploy)
             .field("allow_log", &self.allow_log)
             .finish()
     }
+}
+
+/// A scoring endpoint.
+#[derive(Clone)]
+pub struct Endpoint {
+    /// The URL to call (`${ENV}` expanded).
+    pub url: reqwest::Url,
+    /// The URL as written in the file, for messages.
+    pub shown: String,
 }
 
 /// The checked tracking servers of `file`.
@@ -163,12 +175,16 @@ fn check_one(
     for (endpoint, value) in &config.endpoints {
         endpoints.insert(
             endpoint.clone(),
-            url(&format!("endpoints.{endpoint}"), value)?,
+            Endpoint {
+                url: url(&format!("endpoints.{endpoint}"), value)?,
+                shown: value.clone(),
+            },
         );
     }
     Ok(Tracking {
         name: name.to_owned(),
         base,
+        shown: config.tracking_uri.clone(),
         token,
         host_header,
         endpoints,
@@ -212,7 +228,7 @@ mod tests {
         assert_eq!(local.base.as_str(), "http://127.0.0.1:5000/");
         assert_eq!(local.host_header, "127.0.0.1:5000");
         assert!(!local.allow_deploy && !local.allow_log);
-        assert_eq!(local.endpoints["churn"].path(), "/invocations");
+        assert_eq!(local.endpoints["churn"].url.path(), "/invocations");
     }
 
     #[test]

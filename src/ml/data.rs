@@ -248,6 +248,34 @@ pub fn number(value: &Value) -> Option<f64> {
     }
 }
 
+/// Whether a warehouse's type name is a number type: the SQL names and PostgreSQL's internal
+/// ones, whatever the size or precision (`DECIMAL(10,2)`, `BIGINT UNSIGNED`). Booleans, enums,
+/// intervals, ranges and arrays are not numbers.
+pub fn numeric_type(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    let base = upper.split(['(', ' ']).next().unwrap_or_default();
+    matches!(
+        base,
+        "INT"
+            | "INTEGER"
+            | "TINYINT"
+            | "SMALLINT"
+            | "MEDIUMINT"
+            | "BIGINT"
+            | "INT2"
+            | "INT4"
+            | "INT8"
+            | "REAL"
+            | "FLOAT"
+            | "FLOAT4"
+            | "FLOAT8"
+            | "DOUBLE"
+            | "NUMERIC"
+            | "DECIMAL"
+            | "NUMBER"
+    )
+}
+
 /// A count from a warehouse value.
 pub fn count(value: &Value) -> u64 {
     number(value).map_or(0, |n| if n > 0.0 { n as u64 } else { 0 })
@@ -320,6 +348,32 @@ mod tests {
             "(SELECT 1 -- note\n) AS datamcp_input"
         );
         assert!(wrap(" ; ").is_err());
+    }
+
+    #[test]
+    fn number_types_are_told_from_lookalikes() {
+        for number in [
+            "INTEGER",
+            "int4",
+            "DECIMAL(10,2)",
+            "DOUBLE PRECISION",
+            "BIGINT UNSIGNED",
+            "NUMERIC",
+        ] {
+            assert!(numeric_type(number), "{number}");
+        }
+        for other in [
+            "ENUM('a','b')",
+            "INTERVAL",
+            "INT4RANGE",
+            "INT4[]",
+            "TEXT",
+            "BOOLEAN",
+            "POINT",
+            "",
+        ] {
+            assert!(!numeric_type(other), "{other}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::config::Tracking;
+use super::config::{Endpoint, Tracking};
 use crate::tools::{CallContext, ToolError};
 
 /// The most bytes one answer may hold: a page of runs or a model file, not a dataset.
@@ -125,19 +125,20 @@ impl Mlflow {
         &self,
         ctx: &CallContext,
         endpoint: &str,
-        url: &reqwest::Url,
+        target: &Endpoint,
         body: &Value,
     ) -> Result<Value, ToolError> {
+        let url = &target.shown;
         let request = self
             .client()?
-            .post(url.clone())
+            .post(target.url.clone())
             .timeout(ctx.remaining())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string());
         let unreachable = |e: reqwest::Error| ToolError::Upstream {
             message: format!(
                 "the scoring endpoint '{endpoint}' at {url} is not reachable ({}); check that the model server is running",
-                chain(&e)
+                chain(&e.without_url())
             ),
             transient: true,
         };
@@ -224,21 +225,23 @@ impl Mlflow {
                 .body(bytes),
         };
         let response = tokio::select! {
-            response = request.send() => response.map_err(|e| self.unreachable(&e))?,
+            response = request.send() => response.map_err(|e| self.unreachable(e))?,
             () = ctx.cancellation().cancelled() => return Err(ToolError::Cancelled),
         };
         let status = response.status();
         let bytes = read_bounded(response, ctx)
             .await
-            .map_err(|e| self.unreachable(&e))?;
+            .map_err(|e| self.unreachable(e))?;
         if status.is_success() {
             return Ok(bytes);
         }
         Err(self.refused(status, &bytes, &what))
     }
 
-    fn unreachable(&self, error: &reqwest::Error) -> ToolError {
-        let cause = chain(error);
+    fn unreachable(&self, error: reqwest::Error) -> ToolError {
+        // The expanded URL may hold secrets (`${ENV}` in it): name the server as configured.
+        let error = error.without_url();
+        let cause = chain(&error);
         let (what, hint) = if error.is_timeout() {
             (
                 "did not answer in time",
@@ -253,7 +256,7 @@ impl Mlflow {
         ToolError::Upstream {
             message: format!(
                 "the MLflow server '{}' at {} {what} ({cause}); {hint}",
-                self.config.name, self.config.base
+                self.config.name, self.config.shown
             ),
             transient: true,
         }
@@ -364,7 +367,23 @@ pub fn proxied_path(uri: &str) -> Result<String, ToolError> {
         Some(with_host) => with_host.split_once('/').map_or("", |(_, path)| path),
         None => rest.trim_start_matches('/'),
     };
-    Ok(rest.trim_end_matches('/').to_owned())
+    let path = rest.trim_end_matches('/');
+    // The URI is MLflow data (anyone who may create an experiment sets its artifact location):
+    // a dot segment would move the request, token and all, off the artifact proxy.
+    let lowered = path.to_ascii_lowercase();
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == ".." || segment.is_empty())
+        || lowered.contains("%2e")
+        || lowered.contains("%2f")
+        || path.contains(['?', '#', '\\'])
+    {
+        return Err(ToolError::Upstream {
+            message: format!("MLflow gave an artifact location datamcp will not follow: '{uri}'"),
+            transient: false,
+        });
+    }
+    Ok(path.to_owned())
 }
 
 #[cfg(test)]
@@ -382,5 +401,14 @@ mod tests {
             "1/abc/artifacts"
         );
         assert!(proxied_path("/tmp/mlruns/1/abc/artifacts").is_err());
+        for escape in [
+            "mlflow-artifacts:/../../mlflow/secret",
+            "mlflow-artifacts:/1/./x",
+            "mlflow-artifacts:/1/%2e%2e/x",
+            "mlflow-artifacts:/1//x",
+            "mlflow-artifacts:/1/x?y",
+        ] {
+            assert!(proxied_path(escape).is_err(), "{escape}");
+        }
     }
 }

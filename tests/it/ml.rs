@@ -577,6 +577,27 @@ async fn postgres_and_mariadb_compute_the_same_metrics_as_scikit_learn() {
     let result = call(&client, "ml_evaluate", reg).await;
     assert!(!is_error(&result), "{}", text(&result));
     check(&structured(&result), "regression");
+    // NUMERIC labels arrive as text ("1.0") and still meet integer predictions.
+    let numeric = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": format!("SELECT CAST(CASE WHEN \"Outcome\" = 'yes' THEN 1 ELSE 0 END AS numeric(3,1)) AS label, CASE WHEN \"order\" = 'yes' THEN 1 ELSE 0 END AS prediction FROM {}.scores WHERE \"Outcome\" IS NOT NULL", schema.name)}),
+    )
+    .await;
+    assert!(!is_error(&numeric), "{}", text(&numeric));
+    let out = structured(&numeric);
+    assert_eq!(
+        out["confusion_matrix"]["labels"],
+        json!(["0", "1"]),
+        "{}",
+        text(&numeric)
+    );
+    close(
+        &out["metrics"]["accuracy"],
+        &classification["accuracy"],
+        EXACT,
+        "accuracy with NUMERIC labels",
+    );
     drop(client);
     schema.drop().await;
 
@@ -634,4 +655,104 @@ async fn the_release_gate_workflow_promotes_only_a_model_that_scores_and_does_no
         "{}",
         text(&calm)
     );
+}
+
+/// The adversarial review's cases: each was a wrong number or a silent pass before.
+#[tokio::test]
+async fn labels_bounds_and_types_that_used_to_mislead() {
+    let client = connect(None).await;
+    // Numeric labels order as numbers: 10 is the greater class, so the positive one.
+    let tens = "SELECT CASE WHEN churned = 1 THEN 10 ELSE 2 END AS label, churn_score FROM model_scores WHERE scored_on = '2024-12-16'";
+    let numeric = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": tens, "score": "churn_score"}),
+    )
+    .await;
+    let ones = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": "SELECT churned AS label, churn_score FROM model_scores WHERE scored_on = '2024-12-16'", "score": "churn_score"}),
+    )
+    .await;
+    assert_eq!(
+        structured(&numeric)["metrics"]["roc_auc"],
+        structured(&ones)["metrics"]["roc_auc"],
+        "{}",
+        text(&numeric)
+    );
+    // A positive class that is no label is refused, named with the labels there are.
+    let absent = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": tens, "score": "churn_score", "positive": "yes"}),
+    )
+    .await;
+    assert!(is_error(&absent));
+    assert!(text(&absent).contains("2, 10"), "{}", text(&absent));
+    // ... and `1.0` names the label 1.
+    let float_positive = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": "SELECT churned AS label, churn_score FROM model_scores", "score": "churn_score", "positive": 1.0}),
+    )
+    .await;
+    assert!(!is_error(&float_positive), "{}", text(&float_positive));
+    // A bound without min or max would pass anything.
+    let empty = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": "SELECT churned AS label, predicted_churn AS prediction FROM model_scores", "checks": {"accuracy": {}}}),
+    )
+    .await;
+    assert!(is_error(&empty));
+    assert!(
+        text(&empty).contains("neither min nor max"),
+        "{}",
+        text(&empty)
+    );
+    // A sum that overflows is an error, not a perfect model.
+    let huge = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": "SELECT actual_spend * 1e160 AS label, predicted_spend * 1e160 AS prediction FROM model_scores", "task": "regression"}),
+    )
+    .await;
+    assert!(is_error(&huge), "{}", text(&huge));
+    assert!(text(&huge).contains("overflowed"), "{}", text(&huge));
+
+    // On SQLite an expression column is typed by all its values, not by the first row.
+    let spend = |week: &str, order: &str| {
+        format!(
+            "SELECT CASE WHEN customer_id % 7 = 1 THEN NULL ELSE monthly_spend * 1.0 END AS s FROM feature_snapshots WHERE week = '{week}' ORDER BY customer_id {order}"
+        )
+    };
+    for order in ["ASC", "DESC"] {
+        let result = call(
+            &client,
+            "ml_monitor",
+            json!({"reference_sql": spend("2024-12-09", order), "current_sql": spend("2024-12-16", order)}),
+        )
+        .await;
+        let out = structured(&result);
+        assert_eq!(
+            out["features"][0]["kind"],
+            "numeric",
+            "{order}: {}",
+            text(&result)
+        );
+        assert_eq!(out["verdict"], "stable", "{order}: {}", text(&result));
+    }
+    // An id is no category: more than 1,000 values are reported, not compared into false drift.
+    let ids = call(
+        &client,
+        "ml_monitor",
+        json!({"reference_sql": "SELECT customer_id FROM feature_snapshots WHERE week = '2024-12-09'",
+               "current_sql": "SELECT customer_id FROM feature_snapshots WHERE week = '2024-12-16'",
+               "categorical": ["customer_id"]}),
+    )
+    .await;
+    let out = structured(&ids);
+    assert_eq!(out["verdict"], "stable", "{}", text(&ids));
+    assert_eq!(out["features"][0]["exact"], false);
 }

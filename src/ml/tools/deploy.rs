@@ -134,6 +134,7 @@ impl Tool for Deploy {
         let found = found.get("model_version").cloned().unwrap_or(Value::Null);
         let mut checked = None;
         if let Some(requirement) = &params.require {
+            requirement.bound().check(&requirement.metric)?;
             let run_id = text(&found, "run_id").filter(|r| !r.is_empty()).ok_or_else(|| {
                 ToolError::Refused(format!(
                     "version {version} of '{}' has no source run, so its {} cannot be checked; deploy without `require` or register it from a run",

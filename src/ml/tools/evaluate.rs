@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{Bound, Servers, tidy};
-use crate::ml::data::{Input, Warehouse, count, derived, label, literal, number};
+use crate::ml::data::{Input, Warehouse, count, derived, label, literal, number, numeric_type};
 use crate::ml::log::{LogAccess, LogTarget, Logged};
-use crate::ml::stats::classification::{ClassificationMetrics, Confusion};
+use crate::ml::stats::classification::{ClassificationMetrics, Confusion, sort_labels};
 use crate::ml::stats::ranking::{ScoreGroup, log_loss, roc_auc, tie_bound};
 use crate::ml::stats::regression::{RegressionMetrics, RegressionSums};
 use crate::tools::kind::KindHost;
@@ -156,13 +156,16 @@ impl Tool for Evaluate {
         ctx: &CallContext,
         params: &EvaluateParams,
     ) -> Result<EvaluateOutput, ToolError> {
+        for (metric, bound) in &params.checks {
+            bound.check(metric)?;
+        }
         let target = match &params.log {
             Some(log) => Some((crate::ml::log::target(&self.servers, self.log, log)?, log)),
             None => None,
         };
         let warehouse = Warehouse::open(&self.host, ctx, params.warehouse.as_deref()).await?;
         let mut output = match params.task {
-            Task::Classification => classification(&warehouse, params).await?,
+            Task::Classification => classification(ctx, &warehouse, params).await?,
             Task::Regression => regression(&warehouse, params).await?,
         };
         let known = output
@@ -288,6 +291,7 @@ fn empty(warehouse: &Warehouse<'_>, task: Task) -> EvaluateOutput {
 }
 
 async fn classification(
+    ctx: &CallContext,
     w: &Warehouse<'_>,
     params: &EvaluateParams,
 ) -> Result<EvaluateOutput, ToolError> {
@@ -331,10 +335,25 @@ async fn classification(
             "more than {MAX_CELLS} (label, prediction) pairs: if the prediction column holds probabilities, pass it as `score` (with `threshold`) instead of `prediction`"
         )));
     }
+    // NUMERIC/DECIMAL values may arrive as text ("1.0"): read them as the numbers they are, so
+    // they meet integer predictions.
+    let numeric = |i: usize| cells.types.get(i).is_some_and(|t| numeric_type(t));
+    let (label_numeric, predicted_numeric) = (numeric(0), numeric(1));
     let mut triples = Vec::new();
     for row in &cells.rows {
         let n = count(row.get(2).unwrap_or(&Value::Null));
-        match (row.first().and_then(label), row.get(1).and_then(label)) {
+        let class = |i: usize, numeric: bool| {
+            let value = row.get(i)?;
+            match value {
+                Value::String(text) if numeric => text
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .map_or_else(|| label(value), |n| label(&json!(n))),
+                _ => label(value),
+            }
+        };
+        match (class(0, label_numeric), class(1, predicted_numeric)) {
             (Some(t), Some(p)) => triples.push((t, p, n)),
             _ => output.skipped += n,
         }
@@ -345,7 +364,8 @@ async fn classification(
     }
     labels.sort();
     labels.dedup();
-    let positive = positive_label(params.positive.as_ref(), &labels);
+    sort_labels(&mut labels);
+    let positive = positive_label(params.positive.as_ref(), &labels)?;
     if let Prediction::Threshold(_) = prediction {
         // 1 / 0 from the CASE are "positive" / "the other class".
         let negative = binary_negative(&labels, positive.as_deref())?;
@@ -376,8 +396,14 @@ async fn classification(
         if let Some(auc) = roc_auc(&groups) {
             output.metrics.insert("roc_auc".into(), auc);
         }
-        if let Some(loss) = log_loss(&groups) {
-            output.metrics.insert("log_loss".into(), loss);
+        match log_loss(&groups) {
+            Some(loss) => {
+                output.metrics.insert("log_loss".into(), loss);
+            }
+            None if !groups.is_empty() => ctx.warn(
+                "no log_loss: it needs the score to be a probability, and some scores are outside [0, 1]",
+            ),
+            None => {}
         }
         if let Some(approximation) = binned {
             output.exact = false;
@@ -399,17 +425,29 @@ enum Prediction {
     Threshold(String),
 }
 
-/// The positive class: the one asked for, else `1`, `true`, or the greater of two labels.
-fn positive_label(asked: Option<&Value>, labels: &[String]) -> Option<String> {
+/// The positive class: the one asked for (one of the labels, numbers compared as numbers),
+/// else `1`, `true`, or the greater of two labels (in scikit-learn's order).
+fn positive_label(asked: Option<&Value>, labels: &[String]) -> Result<Option<String>, ToolError> {
     if let Some(asked) = asked {
-        return label(asked);
+        let wanted = label(asked).unwrap_or_default();
+        let as_number = |text: &str| text.parse::<f64>().ok();
+        let found = labels.iter().find(|l| {
+            **l == wanted || (as_number(l).is_some() && as_number(l) == as_number(&wanted))
+        });
+        return match found {
+            Some(found) => Ok(Some(found.clone())),
+            None => Err(ToolError::InvalidArguments(format!(
+                "positive {asked} is not one of the labels: {}",
+                labels.join(", ")
+            ))),
+        };
     }
     for candidate in ["1", "true", "yes"] {
         if labels.iter().any(|l| l == candidate) {
-            return Some(candidate.to_owned());
+            return Ok(Some(candidate.to_owned()));
         }
     }
-    (labels.len() == 2).then(|| labels[1].clone())
+    Ok((labels.len() == 2).then(|| labels[1].clone()))
 }
 
 fn binary_negative(labels: &[String], positive: Option<&str>) -> Result<String, ToolError> {
@@ -460,9 +498,15 @@ async fn score_groups(
         shape.get(2).and_then(number).unwrap_or(0.0),
     );
     let mut by_key: BTreeMap<u64, (f64, u64, u64)> = BTreeMap::new();
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(ToolError::InvalidArguments(
+            "the scores are not finite numbers; check the score column".into(),
+        ));
+    }
     let binned = distinct > u64::from(limit) && hi > lo;
     let sql = if binned {
-        let scale = f64::from(limit) / (hi - lo);
+        // hi/limit - lo/limit cannot overflow where hi - lo can.
+        let scale = 1.0 / (hi / f64::from(limit) - lo / f64::from(limit));
         format!(
             "SELECT ROUND(({sf} - {}) * {}), {y}, COUNT(*), SUM({sf}) FROM {input} WHERE {present} GROUP BY 1, 2",
             literal(lo),
@@ -474,7 +518,7 @@ async fn score_groups(
     let rows = w.rows(&sql, input, 2 * limit + 2).await?;
     if rows.truncated {
         return Err(ToolError::InvalidArguments(
-            "the score needs two classes; the label column has more".into(),
+            "more (score, label) groups than expected: a score belongs to a binary model, and the label column has more than two classes; use `prediction` for multi-class models".into(),
         ));
     }
     for row in &rows.rows {
@@ -509,7 +553,8 @@ async fn score_groups(
     groups.sort_by(|a, b| a.score.total_cmp(&b.score));
     let approximation = binned.then(|| {
         format!(
-            "{distinct} distinct scores, more than exact_limit {limit}: scores were binned into {limit} equal-width bins; roc_auc is within ±{:.2e} of the exact value, log_loss uses each bin's mean score",
+            "{distinct} distinct scores, more than exact_limit {limit}: scores were rounded to {} equal-width bins; roc_auc is within ±{:.2e} of the exact value; log_loss uses each bin's mean score (no bound stated)",
+            limit + 1,
             tie_bound(&groups)
         )
     });
@@ -554,6 +599,13 @@ async fn regression(
     output.rows = n;
     if n == 0 {
         return Ok(output);
+    }
+    // A sum that overflowed a double comes back as NULL (SQLite) or an error: never as zero.
+    let finite = |value: &Value| number(value).filter(|v| v.is_finite());
+    if sums[2..].iter().any(|s| finite(s).is_none()) {
+        return Err(ToolError::InvalidArguments(
+            "a sum of the values overflowed a double; scale the label and prediction down in the SQL".into(),
+        ));
     }
     let sum_y = number(&sums[2]).unwrap_or(0.0);
     // Σ(y - ȳ)² in a second pass: one-pass Σy² - n·ȳ² loses digits for large values.

@@ -78,6 +78,19 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// The bound, if it says something: a bound without `min` and `max` would pass anything.
+    pub fn check(&self, what: &str) -> Result<(), ToolError> {
+        match (self.min, self.max) {
+            (None, None) => Err(ToolError::InvalidArguments(format!(
+                "the bound for {what} has neither min nor max; give at least one"
+            ))),
+            (Some(min), Some(max)) if min > max => Err(ToolError::InvalidArguments(format!(
+                "the bound for {what} has min {min} above max {max}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `value` meets the bound.
     pub fn passes(&self, value: f64) -> bool {
         self.min.is_none_or(|min| value >= min) && self.max.is_none_or(|max| value <= max)

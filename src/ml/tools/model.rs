@@ -130,10 +130,7 @@ impl Tool for GetModel {
                 ctx,
                 "model-versions/search",
                 &[
-                    (
-                        "filter",
-                        format!("name='{}'", params.name.replace('\'', "\\'")),
-                    ),
+                    ("filter", name_filter(&params.name)?),
                     (
                         "max_results",
                         params.max_versions.unwrap_or(10).clamp(1, 200).to_string(),
@@ -232,6 +229,20 @@ impl Tool for GetModel {
             ));
         }
         text
+    }
+}
+
+/// `name='…'` for MLflow's filter, which has no escapes: the name goes in whichever quotes it
+/// does not contain.
+fn name_filter(name: &str) -> Result<String, ToolError> {
+    if !name.contains('\'') {
+        Ok(format!("name='{name}'"))
+    } else if !name.contains('"') {
+        Ok(format!("name=\"{name}\""))
+    } else {
+        Err(ToolError::InvalidArguments(
+            "a model name with both kinds of quotes cannot be searched in MLflow".into(),
+        ))
     }
 }
 

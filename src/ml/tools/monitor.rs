@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::tidy;
-use crate::ml::data::{Input, Rows, Warehouse, count, derived, label, literal, number};
+use crate::ml::data::{
+    Dialect, Input, Rows, Warehouse, count, derived, label, literal, number, numeric_type,
+};
 use crate::ml::stats::drift::{
     self, CategoryShare, ChiSquare, Ks, MissingDrift, PsiBin, chi_square, ks_binned_bound,
     ks_two_sample, quantile_edges,
@@ -198,7 +200,8 @@ impl Tool for Monitor {
             w.rows(&format!("SELECT * FROM {}", windows[1]), &windows[1], 1)
                 .await?,
         ];
-        let features = features(params, &probes)?;
+        let features =
+            resolve_kinds(&w, &windows[0], features(params, &probes, w.dialect())?).await?;
         let limit = params
             .exact_limit
             .unwrap_or(DEFAULT_EXACT_LIMIT)
@@ -276,9 +279,17 @@ impl Tool for Monitor {
                         .iter()
                         .filter_map(number)
                         .reduce(f64::max);
+                    if [lo, hi].iter().flatten().any(|v| !v.is_finite())
+                        || (distinct > u64::from(limit) && (lo.is_none() || hi.is_none()))
+                    {
+                        return Err(ToolError::InvalidArguments(format!(
+                            "'{name}' holds values that are not finite numbers; filter them out or list the column in `exclude`"
+                        )));
+                    }
                     let binned = match (lo, hi) {
+                        // hi/limit - lo/limit cannot overflow where hi - lo can.
                         (Some(lo), Some(hi)) if distinct > u64::from(limit) && hi > lo => {
-                            Some((lo, f64::from(limit) / (hi - lo)))
+                            Some((lo, 1.0 / (hi / f64::from(limit) - lo / f64::from(limit))))
                         }
                         _ => None,
                     };
@@ -304,7 +315,7 @@ impl Tool for Monitor {
                 FeatureKind::Categorical => {
                     let mut counts = Vec::new();
                     let mut truncated = false;
-                    for (side, window) in windows.iter().enumerate() {
+                    for window in &windows {
                         let rows = w
                             .rows(
                                 &format!("SELECT {f}, COUNT(*) FROM {window} WHERE {f} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"),
@@ -313,18 +324,21 @@ impl Tool for Monitor {
                             )
                             .await?;
                         truncated |= rows.truncated;
-                        counts.push(categories(&rows, present[side]));
+                        counts.push(categories(&rows));
                     }
-                    if let Some(psi) = drift::psi_categorical(&counts[0], &counts[1]) {
-                        feature.psi = Some(psi.value);
-                        feature.categories = psi.categories;
-                    }
-                    feature.chi_square = chi_square(&counts[0], &counts[1]);
                     if truncated {
+                        // Each window's rarer categories would fall into a different rest, and
+                        // comparing those would report drift that is not there.
                         feature.exact = false;
                         feature.approximation = Some(format!(
-                            "more than {MAX_CATEGORIES} categories: the rarer ones were counted together as (other)"
+                            "more than {MAX_CATEGORIES} categories: not compared (an id or free text is not a feature; list it in `exclude`)"
                         ));
+                    } else {
+                        if let Some(psi) = drift::psi_categorical(&counts[0], &counts[1]) {
+                            feature.psi = Some(psi.value);
+                            feature.categories = psi.categories;
+                        }
+                        feature.chi_square = chi_square(&counts[0], &counts[1]);
                     }
                 }
             }
@@ -413,12 +427,13 @@ impl Tool for Monitor {
 }
 
 /// The features to compare, with how: the requested columns (or all but the excluded), each
-/// numeric when the warehouse types it as a number (or its first value is one) and it is not
-/// listed as categorical.
+/// numeric when the warehouse types it as a number and it is not listed as categorical; `None`
+/// on SQLite, whose column types are only its first row's.
 fn features(
     params: &MonitorParams,
     probes: &[Rows; 2],
-) -> Result<Vec<(String, FeatureKind)>, ToolError> {
+    dialect: Dialect,
+) -> Result<Vec<(String, Option<FeatureKind>)>, ToolError> {
     let [reference, current] = probes;
     let names: Vec<String> = match &params.features {
         Some(features) => features.clone(),
@@ -455,33 +470,72 @@ fn features(
                 current.columns.join(", ")
             )));
         }
-        let numeric = !params.categorical.contains(&name)
-            && (numeric_type(&reference.types[at])
-                || (reference.types[at].is_empty()
-                    && reference
-                        .rows
-                        .first()
-                        .and_then(|r| r.get(at))
-                        .is_some_and(Value::is_number)));
-        features.push((
-            name,
-            if numeric {
-                FeatureKind::Numeric
-            } else {
-                FeatureKind::Categorical
-            },
-        ));
+        let kind = if params.categorical.contains(&name) {
+            Some(FeatureKind::Categorical)
+        } else if dialect == Dialect::Sqlite {
+            // SQLite types values, not columns (an expression's type is its first row's):
+            // decided from all of them below.
+            None
+        } else if numeric_type(&reference.types[at]) {
+            Some(FeatureKind::Numeric)
+        } else {
+            Some(FeatureKind::Categorical)
+        };
+        features.push((name, kind));
     }
     Ok(features)
 }
 
-/// Whether a warehouse's type name is a number type (booleans are categories).
-fn numeric_type(name: &str) -> bool {
-    let name = name.to_ascii_uppercase();
-    ["INT", "REAL", "FLOA", "DOUB", "NUM", "DEC"]
+/// Decides the kind of SQLite's columns: numeric when every present value in the reference
+/// window is an integer or a real.
+async fn resolve_kinds(
+    w: &Warehouse<'_>,
+    reference: &Input,
+    features: Vec<(String, Option<FeatureKind>)>,
+) -> Result<Vec<(String, FeatureKind)>, ToolError> {
+    let untyped: Vec<&String> = features
         .iter()
-        .any(|t| name.contains(t))
-        && !name.contains("POINT")
+        .filter(|(_, kind)| kind.is_none())
+        .map(|(name, _)| name)
+        .collect();
+    let mut numeric = Vec::new();
+    if !untyped.is_empty() {
+        let select: Vec<String> = untyped
+            .iter()
+            .map(|name| {
+                let f = w.quote(name);
+                format!(
+                    "SUM(CASE WHEN typeof({f}) IN ('integer', 'real') THEN 1 ELSE 0 END), COUNT({f})"
+                )
+            })
+            .collect();
+        let row = w
+            .one_row(
+                &format!("SELECT {} FROM {reference}", select.join(", ")),
+                reference,
+            )
+            .await?;
+        for (index, name) in untyped.iter().enumerate() {
+            let (numbers, present) = (
+                count(row.get(2 * index).unwrap_or(&Value::Null)),
+                count(row.get(2 * index + 1).unwrap_or(&Value::Null)),
+            );
+            if present > 0 && numbers == present {
+                numeric.push((*name).clone());
+            }
+        }
+    }
+    Ok(features
+        .into_iter()
+        .map(|(name, kind)| {
+            let kind = kind.unwrap_or(if numeric.contains(&name) {
+                FeatureKind::Numeric
+            } else {
+                FeatureKind::Categorical
+            });
+            (name, kind)
+        })
+        .collect())
 }
 
 /// A numeric column's histogram in one window: each distinct value with its count, or the
@@ -503,6 +557,12 @@ async fn numeric_histogram(
         None => format!("SELECT {ff}, COUNT(*) FROM {window} WHERE {f} IS NOT NULL GROUP BY 1"),
     };
     let rows = w.rows(&sql, window, limit + 2).await?;
+    if rows.truncated {
+        return Err(ToolError::Internal(format!(
+            "a histogram had more than {} groups, which the distinct count ruled out",
+            limit + 2
+        )));
+    }
     Ok(rows
         .rows
         .iter()
@@ -517,19 +577,12 @@ async fn numeric_histogram(
         .collect())
 }
 
-/// Category counts from a `GROUP BY` read, the unread rest (when more categories than read
-/// exist) counted as `(other)`.
-fn categories(rows: &Rows, present: u64) -> Vec<(String, u64)> {
-    let mut counts: Vec<(String, u64)> = rows
-        .rows
+/// Category counts from a `GROUP BY` read.
+fn categories(rows: &Rows) -> Vec<(String, u64)> {
+    rows.rows
         .iter()
         .filter_map(|row| Some((label(row.first()?)?, count(row.get(1)?))))
-        .collect();
-    let read: u64 = counts.iter().map(|(_, n)| n).sum();
-    if present > read {
-        counts.push(("(other)".into(), present - read));
-    }
-    counts
+        .collect()
 }
 
 fn judge(feature: &mut FeatureDrift, thresholds: &Thresholds) {

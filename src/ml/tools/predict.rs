@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::{Servers, cell, server, text};
+use crate::ml::config::Endpoint;
 use crate::ml::data::{Input, Warehouse};
 use crate::ml::mlflow::{Mlflow, proxied_path};
 use crate::ml::train::{Cell, Model};
@@ -21,6 +22,8 @@ const DEFAULT_ROWS: u32 = 100;
 const MAX_ROWS: u32 = 10_000;
 /// Rows per request to a scoring endpoint, so one request body stays small.
 const BATCH_ROWS: usize = 1_000;
+/// Distinct keys inline rows may have.
+const MAX_COLUMNS: usize = 1_000;
 /// Where `ml_train` logs its model in a run's artifacts.
 pub const MODEL_ARTIFACT: &str = "datamcp-model/model.json";
 
@@ -282,18 +285,25 @@ impl Predict {
                 Ok((rows.columns, rows.rows, rows.truncated))
             }
             (None, Some(objects)) => {
+                let objects = &objects[..objects.len().min(max_rows as usize)];
                 let mut columns: Vec<String> = Vec::new();
-                for object in objects {
-                    for key in object.keys() {
-                        if !columns.contains(key) {
-                            columns.push(key.clone());
+                let mut seen = std::collections::HashSet::new();
+                for key in objects.iter().flat_map(|o| o.keys()) {
+                    if seen.insert(key.as_str()) {
+                        if columns.len() == MAX_COLUMNS {
+                            return Err(ToolError::InvalidArguments(format!(
+                                "the rows have more than {MAX_COLUMNS} distinct keys; send the model's features only"
+                            )));
                         }
+                        columns.push(key.clone());
                     }
                 }
-                let truncated = objects.len() > max_rows as usize;
+                let truncated = params
+                    .rows
+                    .as_ref()
+                    .is_some_and(|all| all.len() > objects.len());
                 let rows = objects
                     .iter()
-                    .take(max_rows as usize)
                     .map(|o| {
                         columns
                             .iter()
@@ -313,7 +323,7 @@ impl Predict {
         &'a self,
         name: &str,
         server_name: Option<&str>,
-    ) -> Result<(&'a Mlflow, &'a reqwest::Url), ToolError> {
+    ) -> Result<(&'a Mlflow, &'a Endpoint), ToolError> {
         let mut found = self
             .servers
             .values()

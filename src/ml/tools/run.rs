@@ -179,6 +179,11 @@ impl Tool for GetRun {
                         ))
                     })
                     .collect();
+                if text(&history, "next_page_token").is_some_and(|t| !t.is_empty()) {
+                    ctx.warn(format!(
+                        "'{key}' has more than 25000 logged values; its count, min, max and first describe the first 25000"
+                    ));
+                }
                 points.sort_by_key(|p| (p.0, p.1));
                 summary.count = Some(points.len());
                 summary.first = points.first().map(|p| p.2);

@@ -283,6 +283,9 @@ impl fmt::Display for TrainError {
 
 impl std::error::Error for TrainError {}
 
+/// The most encoded feature columns a model may have.
+pub const MAX_ENCODED_FEATURES: usize = 200;
+
 /// Trains `spec.algorithm` on `data` and reports what was done.
 ///
 /// Rows without a target value are left out (and counted). The rest are shuffled with
@@ -327,6 +330,14 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<Trained, TrainError> {
     let fitted = features::fit(data, &feature_indices, &train_rows, &used);
     warnings.extend(fitted.warnings.iter().cloned());
     let pipeline = fitted.pipeline;
+    // The work grows with the square (least squares, Newton) of the encoded width: a cap keeps
+    // one call to seconds, since a fit that has started runs to its end.
+    if pipeline.width() > MAX_ENCODED_FEATURES {
+        return Err(TrainError::InvalidData(format!(
+            "the features encode into {} columns (one per category of each text column), more than {MAX_ENCODED_FEATURES}; drop high-cardinality text columns or list fewer `features`",
+            pipeline.width()
+        )));
+    }
     let x_train = pipeline.encode_indexed(data, &train_rows)?;
     let x_test = pipeline.encode_indexed(data, &test_rows)?;
 

@@ -94,6 +94,20 @@ impl ConfigSource {
             .map_or(0, |index| index + 1)
     }
 
+    /// The line of the table `[section.name]` (written bare or quoted), 0 when it is written
+    /// another way (inline, dotted keys).
+    pub fn line_of_table(&self, section: &str, name: &str) -> usize {
+        let headers = [
+            format!("[{section}.{name}]"),
+            format!("[{section}.\"{name}\"]"),
+            format!("[{section}.'{name}']"),
+        ];
+        self.text
+            .lines()
+            .position(|line| headers.iter().any(|h| line.trim() == h))
+            .map_or(0, |index| index + 1)
+    }
+
     /// An unusable value at `line` (0 when unknown) of dotted key `key`.
     pub fn invalid(
         &self,

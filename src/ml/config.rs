@@ -110,7 +110,7 @@ fn check_one(
     config: &MlConfig,
     source: &ConfigSource,
 ) -> Result<Tracking, ConfigError> {
-    let line = line_of_table(source, name);
+    let line = source.line_of_table("ml", name);
     let key = |k: &str| format!("ml.{name}.{k}");
     let invalid =
         |k: &str, message: String, hint: &str| source.invalid(line, key(k), message, hint);
@@ -193,20 +193,6 @@ fn check_one(
         description: config.description.clone(),
         request_timeout: Duration::from_millis(config.request_timeout_ms.unwrap_or(10_000).max(1)),
     })
-}
-
-/// The line of `[ml.NAME]` (0 when the table is written another way).
-fn line_of_table(source: &ConfigSource, name: &str) -> usize {
-    let headers = [
-        format!("[ml.{name}]"),
-        format!("[ml.\"{name}\"]"),
-        format!("[ml.'{name}']"),
-    ];
-    source
-        .text()
-        .lines()
-        .position(|line| headers.iter().any(|h| line.trim() == h))
-        .map_or(0, |index| index + 1)
 }
 
 #[cfg(test)]

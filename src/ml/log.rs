@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::mlflow::Mlflow;
 use super::tools::{Servers, server, text};
-use crate::tools::{CallContext, ToolError};
+use crate::tools::{Annotations, CallContext, ToolError};
 
 /// Where to log.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -47,6 +47,20 @@ pub enum LogAccess {
     ReadOnly,
     /// No server allows it.
     NotConfigured,
+}
+
+impl LogAccess {
+    /// The annotations of a tool that reads, and writes to MLflow only when asked to log: a
+    /// writer (not idempotent, open world) exactly when logging is possible.
+    pub fn annotations(self) -> Annotations {
+        let writes = self == LogAccess::Allowed;
+        Annotations {
+            read_only_hint: !writes,
+            idempotent_hint: !writes,
+            open_world_hint: writes,
+            ..Annotations::READ_ONLY
+        }
+    }
 }
 
 /// The server to log to, or why logging is refused.

@@ -53,7 +53,7 @@ pub fn open(
     for (name, config) in configs {
         let at = Place {
             source,
-            line: line_of_table(source, &name),
+            line: source.line_of_table("streams", &name),
             key: format!("streams.{name}"),
         };
         if name.is_empty()
@@ -107,20 +107,6 @@ impl Place<'_> {
         self.source
             .expand(value, self.line, &format!("{}.{key}", self.key))
     }
-}
-
-/// The line of `[streams.NAME]` (0 when the table is written another way).
-fn line_of_table(source: &ConfigSource, name: &str) -> usize {
-    let headers = [
-        format!("[streams.{name}]"),
-        format!("[streams.\"{name}\"]"),
-        format!("[streams.'{name}']"),
-    ];
-    source
-        .text()
-        .lines()
-        .position(|line| headers.iter().any(|h| line.trim() == h))
-        .map_or(0, |index| index + 1)
 }
 
 #[cfg(test)]

@@ -631,6 +631,34 @@ async fn postgres_and_mariadb_compute_the_same_metrics_as_scikit_learn() {
     let result = call(&client, "ml_evaluate", reg).await;
     assert!(!is_error(&result), "{}", text(&result));
     check(&structured(&result), "regression");
+    // Drift on MariaDB: the same statistics as SciPy on the same rows.
+    let window =
+        |condition: &str| format!("SELECT `Score`, `Outcome` FROM {table} WHERE id {condition}");
+    let drift = call(
+        &client,
+        "ml_monitor",
+        json!({"reference_sql": window("< 200"), "current_sql": window(">= 200")}),
+    )
+    .await;
+    assert!(!is_error(&drift), "{}", text(&drift));
+    let out = structured(&drift);
+    let score = |range: std::ops::Range<usize>| y_score[range].to_vec();
+    // Row 400 (a NULL outcome) scores 0.5 and belongs to the current window.
+    let mut current = score(200..400);
+    current.push(json!(0.5));
+    let ks = expected(json!({"op": "ks", "reference": score(0..200), "current": current}));
+    assert_eq!(out["features"][0]["kind"], "numeric");
+    close(
+        &out["features"][0]["ks"]["statistic"],
+        &ks["statistic"],
+        EXACT,
+        "KS on MariaDB",
+    );
+    assert_eq!(out["features"][1]["kind"], "categorical");
+    assert_eq!(
+        out["features"][1]["missing"]["current_rate"],
+        json!(1.0 / 201.0)
+    );
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {table}")))
         .execute(&mut conn)
         .await

@@ -20,7 +20,7 @@ use crate::ml::stats::classification::{ClassificationMetrics, Confusion, sort_la
 use crate::ml::stats::ranking::{ScoreGroup, log_loss, roc_auc, tie_bound};
 use crate::ml::stats::regression::{RegressionMetrics, RegressionSums};
 use crate::tools::kind::KindHost;
-use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
+use crate::tools::{CallContext, Tool, ToolError, ToolSpec};
 
 /// Distinct scores pulled for exact ranking metrics, unless the caller says.
 const DEFAULT_EXACT_LIMIT: u32 = 20_000;
@@ -142,12 +142,7 @@ impl Tool for Evaluate {
             name: "ml_evaluate".to_owned(),
             title: "Evaluate predictions on outcomes".to_owned(),
             description: "Model metrics from a SQL query of predictions and real outcomes, computed in the warehouse: accuracy, precision, recall, F1, ROC-AUC, log loss, confusion matrix; or RMSE, MAE, R², MAPE. `checks` gives a pass/fail verdict.".to_owned(),
-            annotations: Annotations {
-                read_only_hint: self.log != LogAccess::Allowed,
-                idempotent_hint: self.log != LogAccess::Allowed,
-                open_world_hint: self.log == LogAccess::Allowed,
-                ..Annotations::READ_ONLY
-            },
+            annotations: self.log.annotations(),
         }
     }
 

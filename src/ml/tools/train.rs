@@ -20,7 +20,7 @@ use crate::ml::stats::ranking::{ScoreGroup, log_loss, roc_auc};
 use crate::ml::stats::regression::RegressionSums;
 use crate::ml::train::{self, Algorithm, Dataset, Outcome, Task, TrainSpec, TreeTask};
 use crate::tools::kind::KindHost;
-use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
+use crate::tools::{CallContext, Tool, ToolError, ToolSpec};
 
 /// Rows read to train on unless the caller says.
 const DEFAULT_ROWS: u32 = 10_000;
@@ -53,6 +53,9 @@ pub struct TrainParams {
     pub features: Option<Vec<String>>,
     /// Logistic C (default 1).
     pub c: Option<f64>,
+    /// Logistic solver steps (default 100).
+    #[schemars(range(min = 1, max = 10_000))]
+    pub max_iter: Option<u32>,
     /// Tree depth (default 5).
     #[schemars(range(min = 1, max = 20))]
     pub max_depth: Option<u32>,
@@ -112,12 +115,7 @@ impl Tool for Train {
             name: "ml_train".to_owned(),
             title: "Train a small model".to_owned(),
             description: "Train linear/logistic regression or a decision tree on a SQL query's rows; one-hot encoding, standardisation and missing values handled; test-split metrics; coefficients or importances.".to_owned(),
-            annotations: Annotations {
-                read_only_hint: self.log != LogAccess::Allowed,
-                idempotent_hint: self.log != LogAccess::Allowed,
-                open_world_hint: self.log == LogAccess::Allowed,
-                ..Annotations::READ_ONLY
-            },
+            annotations: self.log.annotations(),
         }
     }
 
@@ -303,10 +301,13 @@ fn algorithm(params: &TrainParams) -> Algorithm {
         Kind::LinearRegression => Algorithm::LinearRegression,
         Kind::LogisticRegression => {
             let mut algorithm = Algorithm::logistic();
-            if let (Algorithm::LogisticRegression { c, .. }, Some(asked)) =
-                (&mut algorithm, params.c)
-            {
-                *c = asked;
+            if let Algorithm::LogisticRegression { c, max_iter } = &mut algorithm {
+                if let Some(asked) = params.c {
+                    *c = asked;
+                }
+                if let Some(asked) = params.max_iter {
+                    *max_iter = asked;
+                }
             }
             algorithm
         }

@@ -283,6 +283,9 @@ impl fmt::Display for TrainError {
 
 impl std::error::Error for TrainError {}
 
+/// The most classes a classifier may have (multinomial work grows with their number).
+pub const MAX_CLASSES: usize = 100;
+
 /// The most encoded feature columns a model may have.
 pub const MAX_ENCODED_FEATURES: usize = 200;
 
@@ -314,6 +317,15 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<Trained, TrainError> {
         )));
     }
     let target = target::Target::read(data, target_index, &used, task)?;
+    if let target::Target::Labels { labels, .. } = &target {
+        let classes = labels.iter().collect::<HashSet<_>>().len();
+        if classes > MAX_CLASSES {
+            return Err(TrainError::InvalidData(format!(
+                "the target '{}' has {classes} classes, more than {MAX_CLASSES}: an id or free text is not a class; predict a coarser label, or a number with a regression",
+                spec.target
+            )));
+        }
+    }
 
     let (train_pos, test_pos) = split::split(used.len(), spec.test_fraction, spec.seed);
     if test_pos.is_empty() {

@@ -220,19 +220,16 @@ mod tests {
     #[test]
     fn bad_tables_are_refused_with_the_key_and_a_hint() {
         let error = load("[ml.x]\ntracking_uri = \"not a url\"\n")
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(error.contains("ml.x.tracking_uri"), "{error}");
         let error =
             load("[ml.x]\ntracking_uri = \"http://127.0.0.1:5000\"\nallow_deploys = true\n")
-                .err()
-                .expect("refused")
+                .expect_err("refused")
                 .to_string();
         assert!(error.contains("allow_deploys"), "{error}");
         let error = load("[ml.x]\ntracking_uri = \"ftp://127.0.0.1\"\n")
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(error.contains("not HTTP"), "{error}");
     }

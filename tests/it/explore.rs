@@ -38,7 +38,7 @@ async fn an_agent_can_find_its_way_around_the_demo_warehouse() {
             "products"
         ]
     );
-    let orders = &body["tables"][3];
+    let orders = &body["tables"][5];
     assert_eq!(orders["kind"], "table");
     assert_eq!(orders["row_estimate"], 25000);
     let filtered = call(&client, "sql_list_tables", json!({"name": "order*"})).await;

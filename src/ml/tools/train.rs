@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -154,11 +155,23 @@ impl Tool for Train {
         if let Some(seed) = params.seed {
             spec.seed = seed;
         }
-        // Training is CPU work: off the async threads, and it ends with the call.
-        let trained = tokio::task::spawn_blocking(move || train::train(&data, &spec))
-            .await
-            .map_err(|e| ToolError::Internal(format!("training stopped: {e}")))?
-            .map_err(|e| ToolError::InvalidArguments(e.to_string()))?;
+        // Training is CPU work: off the async threads. The thread cannot be killed, so when the
+        // call ends (deadline, cancellation) the stop flag tells the fit to end early.
+        let stop = Arc::new(AtomicBool::new(false));
+        let signal = Arc::clone(&stop);
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+        let training = tokio::task::spawn_blocking(move || {
+            train::stop::run_until(signal, || train::train(&data, &spec))
+        });
+        let trained = tokio::select! {
+            joined = training => joined
+                .map_err(|e| ToolError::Internal(format!("training stopped: {e}")))?
+                .map_err(|e| ToolError::InvalidArguments(e.to_string()))?,
+            () = ctx.cancellation().cancelled() => {
+                stop.store(true, Ordering::Relaxed);
+                return Err(ToolError::Cancelled);
+            }
+        };
         let mut report = trained.report;
         // Every test row's outcome is for the metrics, not for the model's context.
         let outcomes = std::mem::take(&mut report.test_outcomes);
@@ -277,6 +290,16 @@ fn strongest(report: &train::Report, n: usize) -> Vec<(String, f64)> {
     weights.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
     weights.truncate(n);
     weights
+}
+
+/// Raises the stop flag when the call's future is dropped (its deadline passed), so the fit on
+/// the blocking thread ends too.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 fn algorithm(params: &TrainParams) -> Algorithm {

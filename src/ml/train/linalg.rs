@@ -58,6 +58,9 @@ pub(crate) fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
     }
     let norm: f64 = a.iter().map(|x| x * x).sum();
     for _sweep in 0..100 {
+        if super::stop::stopped() {
+            break;
+        }
         let off: f64 = (0..n)
             .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
             .map(|(i, j)| a[i * n + j] * a[i * n + j])

@@ -61,7 +61,10 @@ pub(crate) fn fit(x: &[Vec<f64>], y: &[f64]) -> LinearFit {
     let mut gram = vec![0.0; p * p];
     let mut rhs = vec![0.0; p];
     let mut centred = vec![0.0; p];
-    for (row, &target) in x.iter().zip(y) {
+    for (index, (row, &target)) in x.iter().zip(y).enumerate() {
+        if index % 1024 == 0 && super::stop::stopped() {
+            break;
+        }
         for ((c, v), m) in centred.iter_mut().zip(row).zip(&x_mean) {
             *c = v - m;
         }

@@ -334,7 +334,7 @@ fn newton(problem: &Problem<'_>, max_iter: u32) -> (Vec<f64>, u32, f64) {
     let mut theta = vec![0.0; d];
     let (mut f, mut g) = problem.value_grad(&theta);
     let mut iterations = 0;
-    while max_abs(&g) > GRADIENT_TOL && iterations < max_iter {
+    while max_abs(&g) > GRADIENT_TOL && iterations < max_iter && !super::stop::stopped() {
         iterations += 1;
         let mut h = problem.hessian(&theta);
         let neg_g: Vec<f64> = g.iter().map(|v| -v).collect();
@@ -380,7 +380,7 @@ fn lbfgs(problem: &Problem<'_>, max_iter: u32) -> (Vec<f64>, u32, f64) {
     let (mut f, mut g) = problem.value_grad(&theta);
     let mut memory: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::new();
     let mut iterations = 0;
-    while max_abs(&g) > GRADIENT_TOL && iterations < max_iter {
+    while max_abs(&g) > GRADIENT_TOL && iterations < max_iter && !super::stop::stopped() {
         iterations += 1;
         let mut q = g.clone();
         let mut alphas = Vec::with_capacity(memory.len());

@@ -28,6 +28,7 @@ mod linear;
 mod logistic;
 mod model;
 mod split;
+pub mod stop;
 mod target;
 mod tree;
 
@@ -353,7 +354,7 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<Trained, TrainError> {
     let x_train = pipeline.encode_indexed(data, &train_rows)?;
     let x_test = pipeline.encode_indexed(data, &test_rows)?;
 
-    model::fit(model::FitInput {
+    let trained = model::fit(model::FitInput {
         spec,
         task,
         pipeline,
@@ -372,7 +373,13 @@ pub fn train(data: &Dataset, spec: &TrainSpec) -> Result<Trained, TrainError> {
             test: test_rows.len(),
         },
         warnings,
-    })
+    })?;
+    if stop::stopped() {
+        return Err(TrainError::InvalidSpec(
+            "stopped: the call ended before the model was trained".into(),
+        ));
+    }
+    Ok(trained)
 }
 
 /// Refuses a table the steps after it could not read: duplicate names, ragged rows, infinities.

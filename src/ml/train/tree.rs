@@ -254,6 +254,9 @@ pub(crate) fn fit(
         parent,
     }) = stack.pop()
     {
+        if super::stop::stopped() {
+            break;
+        }
         let at = nodes.len();
         if let Some((parent, is_left)) = parent
             && let Some(TreeNode::Split { left, right, .. }) = nodes.get_mut(parent)

@@ -598,6 +598,19 @@ async fn postgres_and_mariadb_compute_the_same_metrics_as_scikit_learn() {
         EXACT,
         "accuracy with NUMERIC labels",
     );
+    let scored = call(
+        &client,
+        "ml_evaluate",
+        json!({"sql": format!("SELECT CAST(CASE WHEN \"Outcome\" = 'yes' THEN 1 ELSE 0 END AS numeric(3,1)) AS label, \"Score\" FROM {}.scores WHERE \"Outcome\" IS NOT NULL", schema.name), "score": "Score"}),
+    )
+    .await;
+    assert!(!is_error(&scored), "{}", text(&scored));
+    close(
+        &structured(&scored)["metrics"]["roc_auc"],
+        &classification["roc_auc"],
+        EXACT,
+        "roc_auc with NUMERIC labels",
+    );
     drop(client);
     schema.drop().await;
 

@@ -330,24 +330,12 @@ async fn classification(
             "more than {MAX_CELLS} (label, prediction) pairs: if the prediction column holds probabilities, pass it as `score` (with `threshold`) instead of `prediction`"
         )));
     }
-    // NUMERIC/DECIMAL values may arrive as text ("1.0"): read them as the numbers they are, so
-    // they meet integer predictions.
     let numeric = |i: usize| cells.types.get(i).is_some_and(|t| numeric_type(t));
     let (label_numeric, predicted_numeric) = (numeric(0), numeric(1));
     let mut triples = Vec::new();
     for row in &cells.rows {
         let n = count(row.get(2).unwrap_or(&Value::Null));
-        let class = |i: usize, numeric: bool| {
-            let value = row.get(i)?;
-            match value {
-                Value::String(text) if numeric => text
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .map_or_else(|| label(value), |n| label(&json!(n))),
-                _ => label(value),
-            }
-        };
+        let class = |i: usize, numeric: bool| class_of(row.get(i)?, numeric);
         match (class(0, label_numeric), class(1, predicted_numeric)) {
             (Some(t), Some(p)) => triples.push((t, p, n)),
             _ => output.skipped += n,
@@ -411,6 +399,18 @@ async fn classification(
     output.classes = report;
     output.confusion_matrix = Some(confusion);
     Ok(output)
+}
+
+/// A class as text: the label, with NUMERIC/DECIMAL values that arrive as text ("1.0") read as
+/// the numbers they are, so they meet integer predictions and the positive class.
+fn class_of(value: &Value, numeric_column: bool) -> Option<String> {
+    match value {
+        Value::String(text) if numeric_column => match text.trim().parse::<f64>() {
+            Ok(n) => label(&json!(n)),
+            Err(_) => label(value),
+        },
+        _ => label(value),
+    }
 }
 
 enum Prediction {
@@ -516,9 +516,12 @@ async fn score_groups(
             "more (score, label) groups than expected: a score belongs to a binary model, and the label column has more than two classes; use `prediction` for multi-class models".into(),
         ));
     }
+    let label_numeric = rows.types.get(1).is_some_and(|t| numeric_type(t));
     for row in &rows.rows {
-        let (Some(key), Some(class)) = (row.first().and_then(number), row.get(1).and_then(label))
-        else {
+        let (Some(key), Some(class)) = (
+            row.first().and_then(number),
+            row.get(1).and_then(|v| class_of(v, label_numeric)),
+        ) else {
             continue;
         };
         let n = count(row.get(2).unwrap_or(&Value::Null));

@@ -45,6 +45,26 @@ fn nonempty_by_score(groups: &[ScoreGroup]) -> Vec<ScoreGroup> {
     sorted
 }
 
+/// The (positives, negatives) of each distinct score, lowest score first: groups that repeat a
+/// score are added together.
+fn per_score(groups: &[ScoreGroup]) -> Vec<(u128, u128)> {
+    let mut totals: Vec<(f64, u128, u128)> = Vec::new();
+    for group in nonempty_by_score(groups) {
+        match totals.last_mut() {
+            Some((score, pos, neg)) if score.total_cmp(&group.score).is_eq() => {
+                *pos += u128::from(group.positives);
+                *neg += u128::from(group.negatives);
+            }
+            _ => totals.push((
+                group.score,
+                u128::from(group.positives),
+                u128::from(group.negatives),
+            )),
+        }
+    }
+    totals.into_iter().map(|(_, pos, neg)| (pos, neg)).collect()
+}
+
 /// Area under the ROC curve, exact with ties: the probability that a random positive scores
 /// above a random negative, a tie counting one half. Equals `sklearn.metrics.roc_auc_score`
 /// on the expanded rows. Groups may repeat a score and come in any order.
@@ -56,21 +76,11 @@ pub fn roc_auc(groups: &[ScoreGroup]) -> Option<f64> {
     if positives == 0 || negatives == 0 {
         return None;
     }
-    let mut sorted = nonempty_by_score(groups);
-    sorted.reverse();
     // Twice the number of (positive, negative) pairs ranked correctly, ties counting one:
     // an integer, so the only rounding is the final division.
     let mut doubled_wins: u128 = 0;
     let mut positives_above: u128 = 0;
-    let mut i = 0;
-    while i < sorted.len() {
-        let score = sorted[i].score;
-        let (mut pos, mut neg) = (0u128, 0u128);
-        while i < sorted.len() && sorted[i].score.total_cmp(&score).is_eq() {
-            pos += u128::from(sorted[i].positives);
-            neg += u128::from(sorted[i].negatives);
-            i += 1;
-        }
+    for (pos, neg) in per_score(groups).into_iter().rev() {
         // Overflow needs more than 2^63 rows; report it as "no answer" rather than wrap.
         let wins = positives_above
             .checked_mul(2)
@@ -94,17 +104,8 @@ pub fn tie_bound(groups: &[ScoreGroup]) -> f64 {
     let mut positives = 0u128;
     let mut negatives = 0u128;
     let mut within: u128 = 0;
-    let sorted = nonempty_by_score(groups);
-    let mut i = 0;
-    while i < sorted.len() {
-        let score = sorted[i].score;
-        let (mut pos, mut neg) = (0u128, 0u128);
-        // Groups that repeat a score form one bin.
-        while i < sorted.len() && sorted[i].score.total_cmp(&score).is_eq() {
-            pos += u128::from(sorted[i].positives);
-            neg += u128::from(sorted[i].negatives);
-            i += 1;
-        }
+    // Groups that repeat a score form one bin.
+    for (pos, neg) in per_score(groups) {
         within = within.saturating_add(pos * neg);
         positives += pos;
         negatives += neg;

@@ -241,18 +241,10 @@ impl Tool for Monitor {
                 Some(features.len() as f64),
                 format!("comparing {name}"),
             );
-            let at = 1 + index * 4;
-            let shape = |side: usize, offset: usize| {
-                shapes[side]
-                    .get(at + offset)
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
-            let present = [count(&shape(0, 0)), count(&shape(1, 0))];
-            let missing = drift::missing_drift(
-                (rows[0] - present[0].min(rows[0]), rows[0]),
-                (rows[1] - present[1].min(rows[1]), rows[1]),
-            );
+            let shape = [
+                Shape::read(&shapes[0], index),
+                Shape::read(&shapes[1], index),
+            ];
             let mut feature = FeatureDrift {
                 name: name.clone(),
                 kind: *kind,
@@ -263,83 +255,19 @@ impl Tool for Monitor {
                 categories: Vec::new(),
                 ks: None,
                 chi_square: None,
-                missing,
+                missing: drift::missing_drift(
+                    (rows[0] - shape[0].present.min(rows[0]), rows[0]),
+                    (rows[1] - shape[1].present.min(rows[1]), rows[1]),
+                ),
                 exact: true,
                 approximation: None,
             };
-            let f = w.quote(name);
             match kind {
                 FeatureKind::Numeric => {
-                    let distinct = count(&shape(0, 1)).max(count(&shape(1, 1)));
-                    let lo = [shape(0, 2), shape(1, 2)]
-                        .iter()
-                        .filter_map(number)
-                        .reduce(f64::min);
-                    let hi = [shape(0, 3), shape(1, 3)]
-                        .iter()
-                        .filter_map(number)
-                        .reduce(f64::max);
-                    if [lo, hi].iter().flatten().any(|v| !v.is_finite())
-                        || (distinct > u64::from(limit) && (lo.is_none() || hi.is_none()))
-                    {
-                        return Err(ToolError::InvalidArguments(format!(
-                            "'{name}' holds values that are not finite numbers; filter them out or list the column in `exclude`"
-                        )));
-                    }
-                    let binned = match (lo, hi) {
-                        // hi/limit - lo/limit cannot overflow where hi - lo can.
-                        (Some(lo), Some(hi)) if distinct > u64::from(limit) && hi > lo => {
-                            Some((lo, 1.0 / (hi / f64::from(limit) - lo / f64::from(limit))))
-                        }
-                        _ => None,
-                    };
-                    let mut histograms = Vec::new();
-                    for window in &windows {
-                        histograms.push(numeric_histogram(&w, window, &f, binned, limit).await?);
-                    }
-                    let edges = quantile_edges(&histograms[0], bins);
-                    if let Some(psi) = drift::psi(&histograms[0], &histograms[1], &edges) {
-                        feature.psi = Some(psi.value);
-                        feature.bins = psi.bins;
-                    }
-                    feature.ks = ks_two_sample(&histograms[0], &histograms[1]);
-                    if let Some((_, scale)) = binned {
-                        let bound = ks_binned_bound(&histograms[0], &histograms[1]).unwrap_or(0.0);
-                        feature.exact = false;
-                        feature.approximation = Some(format!(
-                            "{distinct} distinct values, more than exact_limit {limit}: values were binned into bins {:.3e} wide; the KS statistic may be up to {bound:.2e} higher, the p-value is computed from the binned statistic, and the PSI edges are quantiles of the bins",
-                            1.0 / scale
-                        ));
-                    }
+                    compare_numeric(&w, &windows, &shape, limit, bins, &mut feature).await?;
                 }
                 FeatureKind::Categorical => {
-                    let mut counts = Vec::new();
-                    let mut truncated = false;
-                    for window in &windows {
-                        let rows = w
-                            .rows(
-                                &format!("SELECT {f}, COUNT(*) FROM {window} WHERE {f} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"),
-                                window,
-                                MAX_CATEGORIES,
-                            )
-                            .await?;
-                        truncated |= rows.truncated;
-                        counts.push(categories(&rows));
-                    }
-                    if truncated {
-                        // Each window's rarer categories would fall into a different rest, and
-                        // comparing those would report drift that is not there.
-                        feature.exact = false;
-                        feature.approximation = Some(format!(
-                            "more than {MAX_CATEGORIES} categories: not compared (an id or free text is not a feature; list it in `exclude`)"
-                        ));
-                    } else {
-                        if let Some(psi) = drift::psi_categorical(&counts[0], &counts[1]) {
-                            feature.psi = Some(psi.value);
-                            feature.categories = psi.categories;
-                        }
-                        feature.chi_square = chi_square(&counts[0], &counts[1]);
-                    }
+                    compare_categorical(&w, &windows, &mut feature).await?;
                 }
             }
             judge(&mut feature, &params.thresholds);
@@ -424,6 +352,113 @@ impl Tool for Monitor {
         }
         text
     }
+}
+
+/// One feature's figures in one window, from the shape pass: rows with a value, distinct
+/// values, and the range (numeric features).
+struct Shape {
+    present: u64,
+    distinct: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Shape {
+    /// The `index`th feature's four columns of a shape row (after its leading `COUNT(*)`).
+    fn read(row: &[Value], index: usize) -> Shape {
+        let at = |offset: usize| row.get(1 + index * 4 + offset).unwrap_or(&Value::Null);
+        Shape {
+            present: count(at(0)),
+            distinct: count(at(1)),
+            min: number(at(2)),
+            max: number(at(3)),
+        }
+    }
+}
+
+/// PSI over reference quantiles and KS, from each window's histogram: exact (distinct values)
+/// up to `limit` distinct values, else equal-width bins over the common range.
+async fn compare_numeric(
+    w: &Warehouse<'_>,
+    windows: &[Input; 2],
+    shape: &[Shape; 2],
+    limit: u32,
+    bins: usize,
+    feature: &mut FeatureDrift,
+) -> Result<(), ToolError> {
+    let name = &feature.name;
+    let distinct = shape[0].distinct.max(shape[1].distinct);
+    let lo = shape.iter().filter_map(|s| s.min).reduce(f64::min);
+    let hi = shape.iter().filter_map(|s| s.max).reduce(f64::max);
+    if [lo, hi].iter().flatten().any(|v| !v.is_finite())
+        || (distinct > u64::from(limit) && (lo.is_none() || hi.is_none()))
+    {
+        return Err(ToolError::InvalidArguments(format!(
+            "'{name}' holds values that are not finite numbers; filter them out or list the column in `exclude`"
+        )));
+    }
+    let binned = match (lo, hi) {
+        // hi/limit - lo/limit cannot overflow where hi - lo can.
+        (Some(lo), Some(hi)) if distinct > u64::from(limit) && hi > lo => {
+            Some((lo, 1.0 / (hi / f64::from(limit) - lo / f64::from(limit))))
+        }
+        _ => None,
+    };
+    let f = w.quote(name);
+    let mut histograms = Vec::new();
+    for window in windows {
+        histograms.push(numeric_histogram(w, window, &f, binned, limit).await?);
+    }
+    let edges = quantile_edges(&histograms[0], bins);
+    if let Some(psi) = drift::psi(&histograms[0], &histograms[1], &edges) {
+        feature.psi = Some(psi.value);
+        feature.bins = psi.bins;
+    }
+    feature.ks = ks_two_sample(&histograms[0], &histograms[1]);
+    if let Some((_, scale)) = binned {
+        let bound = ks_binned_bound(&histograms[0], &histograms[1]).unwrap_or(0.0);
+        feature.exact = false;
+        feature.approximation = Some(format!(
+            "{distinct} distinct values, more than exact_limit {limit}: values were binned into bins {:.3e} wide; the KS statistic may be up to {bound:.2e} higher, the p-value is computed from the binned statistic, and the PSI edges are quantiles of the bins",
+            1.0 / scale
+        ));
+    }
+    Ok(())
+}
+
+/// PSI and chi-square over the categories of both windows, unless there are too many to read.
+async fn compare_categorical(
+    w: &Warehouse<'_>,
+    windows: &[Input; 2],
+    feature: &mut FeatureDrift,
+) -> Result<(), ToolError> {
+    let f = w.quote(&feature.name);
+    let mut counts = Vec::new();
+    for window in windows {
+        let rows = w
+            .rows(
+                &format!("SELECT {f}, COUNT(*) FROM {window} WHERE {f} IS NOT NULL GROUP BY 1 ORDER BY 2 DESC"),
+                window,
+                MAX_CATEGORIES,
+            )
+            .await?;
+        if rows.truncated {
+            // Each window's rarer categories would fall into a different rest, and comparing
+            // those would report drift that is not there.
+            feature.exact = false;
+            feature.approximation = Some(format!(
+                "more than {MAX_CATEGORIES} categories: not compared (an id or free text is not a feature; list it in `exclude`)"
+            ));
+            return Ok(());
+        }
+        counts.push(categories(&rows));
+    }
+    if let Some(psi) = drift::psi_categorical(&counts[0], &counts[1]) {
+        feature.psi = Some(psi.value);
+        feature.categories = psi.categories;
+    }
+    feature.chi_square = chi_square(&counts[0], &counts[1]);
+    Ok(())
 }
 
 /// The features to compare, with how: the requested columns (or all but the excluded), each

@@ -20,8 +20,10 @@ use crate::tools::{Annotations, CallContext, Tool, ToolError, ToolSpec};
 const DEFAULT_ROWS: u32 = 100;
 /// Rows one call may score.
 const MAX_ROWS: u32 = 10_000;
-/// Rows per request to a scoring endpoint, so one request body stays small.
+/// Rows per request to a scoring endpoint, so one request body stays small...
 const BATCH_ROWS: usize = 1_000;
+/// ... and bytes of feature values per request (about; a single larger row goes alone).
+const BATCH_BYTES: usize = 2 << 20;
 /// Distinct keys inline rows may have.
 const MAX_COLUMNS: usize = 1_000;
 /// Where `ml_train` logs its model in a run's artifacts.
@@ -165,7 +167,8 @@ impl Tool for Predict {
             (Some(endpoint), None) => {
                 let (mlflow, url) = self.endpoint(endpoint, params.server.as_deref())?;
                 let mut scored = Vec::with_capacity(rows.len());
-                for batch in rows.chunks(BATCH_ROWS) {
+                for batch in batches(&rows, &feature_at) {
+                    let batch = &rows[batch];
                     let data: Vec<Vec<&Value>> = batch
                         .iter()
                         .map(|row| feature_at.iter().map(|&i| &row[i]).collect())
@@ -382,6 +385,27 @@ impl Predict {
     }
 }
 
+/// The rows of each request: at most [`BATCH_ROWS`] rows and about [`BATCH_BYTES`] of values.
+fn batches(rows: &[Vec<Value>], feature_at: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, row) in rows.iter().enumerate() {
+        let size: usize = feature_at
+            .iter()
+            .map(|&i| serde_json::to_string(&row[i]).map_or(0, |t| t.len() + 1))
+            .sum();
+        if index > start && (index - start == BATCH_ROWS || bytes + size > BATCH_BYTES) {
+            ranges.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < rows.len() {
+        ranges.push(start..rows.len());
+    }
+    ranges
+}
+
 /// The endpoint's `{"predictions": …}` as one value per row: a list of values, a list of
 /// objects, or an object of columns.
 fn predictions(answer: Value, rows: usize, endpoint: &str) -> Result<Vec<Prediction>, ToolError> {
@@ -422,4 +446,25 @@ fn predictions(answer: Value, rows: usize, endpoint: &str) -> Result<Vec<Predict
         });
     }
     Ok(values.into_iter().map(|v| (v, None)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_cut_by_rows_and_by_bytes() {
+        let small: Vec<Vec<Value>> = (0..2_500).map(|i| vec![json!(i), json!("x")]).collect();
+        let cut = batches(&small, &[0, 1]);
+        assert_eq!(cut, [0..1_000, 1_000..2_000, 2_000..2_500]);
+        let wide = "y".repeat(1 << 20);
+        let large: Vec<Vec<Value>> = (0..5).map(|_| vec![json!(wide)]).collect();
+        let cut = batches(&large, &[0]);
+        assert_eq!(
+            cut,
+            [0..1, 1..2, 2..3, 3..4, 4..5],
+            "each 1 MiB row with the next passes 2 MiB"
+        );
+        assert!(batches(&[], &[0]).is_empty());
+    }
 }

@@ -73,7 +73,7 @@ impl<'a> Warehouse<'a> {
         let warehouses = listed
             .get("warehouses")
             .and_then(Value::as_array)
-            .cloned()
+            .map(Vec::as_slice)
             .unwrap_or_default();
         let names = || {
             warehouses

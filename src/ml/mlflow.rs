@@ -86,19 +86,6 @@ impl Mlflow {
         parse(&bytes, path)
     }
 
-    /// `PATCH`/`DELETE`/… `/api/2.0/mlflow/{path}` with a JSON body.
-    pub async fn send_json(
-        &self,
-        ctx: &CallContext,
-        method: Method,
-        path: &str,
-        body: &Value,
-    ) -> Result<Value, ToolError> {
-        let url = self.api_url(&format!("api/2.0/mlflow/{path}"))?;
-        let bytes = self.send(ctx, method, url, None, Body::Json(body)).await?;
-        parse(&bytes, path)
-    }
-
     /// The bytes of the artifact at `uri` (`mlflow-artifacts:/…`, or a run's `runs:/ID/path`
     /// resolved by the caller), through the server's artifact proxy.
     pub async fn download(&self, ctx: &CallContext, path: &str) -> Result<Vec<u8>, ToolError> {

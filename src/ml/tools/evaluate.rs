@@ -345,9 +345,8 @@ async fn classification(
     if let Prediction::Column(_) = prediction {
         labels.extend(triples.iter().map(|(_, p, _)| p.clone()));
     }
-    labels.sort();
-    labels.dedup();
     sort_labels(&mut labels);
+    labels.dedup();
     let positive = positive_label(params.positive.as_ref(), &labels)?;
     if let Prediction::Threshold(_) = prediction {
         // 1 / 0 from the CASE are "positive" / "the other class".
@@ -508,7 +507,7 @@ async fn score_groups(
             literal(scale)
         )
     } else {
-        format!("SELECT {sf}, {y}, COUNT(*), SUM({sf}) FROM {input} WHERE {present} GROUP BY 1, 2")
+        format!("SELECT {sf}, {y}, COUNT(*) FROM {input} WHERE {present} GROUP BY 1, 2")
     };
     let rows = w.rows(&sql, input, 2 * limit + 2).await?;
     if rows.truncated {
@@ -525,11 +524,10 @@ async fn score_groups(
             continue;
         };
         let n = count(row.get(2).unwrap_or(&Value::Null));
-        let sum = row.get(3).and_then(number).unwrap_or(0.0);
-        // Exact groups are keyed by the score itself, bins by their index (and scored by their
-        // mean).
+        // Exact groups are keyed by the score itself, bins by their index (and scored by the
+        // mean of their scores, so only bins need the sum).
         let entry = by_key.entry(key.to_bits()).or_insert((0.0, 0, 0));
-        entry.0 += if binned { sum } else { key * n as f64 };
+        entry.0 += row.get(3).and_then(number).unwrap_or(0.0);
         if class == positive {
             entry.1 += n;
         } else {

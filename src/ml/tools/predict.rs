@@ -377,7 +377,7 @@ impl Predict {
                 )),
                 other => other,
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        Model::from_json(&String::from_utf8_lossy(&bytes)).map_err(|e| {
             ToolError::InvalidArguments(format!(
                 "{MODEL_ARTIFACT} of run {run_id} is not a datamcp model: {e}"
             ))
